@@ -1,0 +1,61 @@
+"""Wall time of `resvit-export build --profile 224-1792` per family (CPU, ONNX Runtime, engine deferred).
+
+Runs the real CLI in a subprocess per model and records its wall time, status.json and per-step seconds.
+Goal from the export issue: ViTAR-S completes in under 3 minutes on the 2-core CI machine.
+
+    python benchmarks/bench_build.py                      # vitar_s, resformer_s, navit_s, rivit, deit_s
+    python benchmarks/bench_build.py --models vitar_s
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+DEFAULT_MODELS = ["vitar_s", "resformer_s", "navit_s", "rivit", "deit_s"]
+GOALS_S = {"vitar_s": 180.0}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default=",".join(DEFAULT_MODELS))
+    ap.add_argument("--profile", default="224-1792")
+    ap.add_argument("-o", "--output", default=str(Path(__file__).parent / "results" / "build.json"))
+    args = ap.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models.split(","):
+            out_dir = Path(tmp) / name
+            cmd = [sys.executable, "-m", "resvit_export.cli", "build", name, "--profile", args.profile, "-o", str(out_dir)]
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            wall = time.perf_counter() - t0
+            status = json.loads((out_dir / "status.json").read_text()) if (out_dir / "status.json").exists() else {}
+            row = {"model": name, "profile": args.profile, "wall_seconds": wall, "exit_code": proc.returncode,
+                   "status": status.get("status"), "engine": status.get("engine"),
+                   "steps": {s["name"]: round(s["seconds"], 2) for s in status.get("steps", [])},
+                   "goal_seconds": GOALS_S.get(name),
+                   "goal_met": None if name not in GOALS_S else wall <= GOALS_S[name]}
+            rows.append(row)
+            print(f"{name:12} exit {proc.returncode}  {status.get('status')}  {wall:7.1f}s  "
+                  + " ".join(f"{k}={v}s" for k, v in row["steps"].items()), flush=True)
+            if proc.returncode:
+                print(proc.stdout[-2000:], proc.stderr[-2000:], sep="\n")
+    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "machine": {"platform": platform.platform(), "cpus": __import__("os").cpu_count()}, "rows": rows}
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0 if all(r["exit_code"] == 0 for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
