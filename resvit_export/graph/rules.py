@@ -1,0 +1,108 @@
+"""The lint rule table: one place, data only. ``lint.py`` holds the checks; each check is keyed by a rule id here.
+
+A rule applies to a target when ``min_trt <= target.trt_version < max_trt`` (None = unbounded).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .trt_ops import ONNX_TRT_CHANGELOG, OPS_MD_8_5, OPS_MD_10_15, TRT_CHANGELOG
+
+__all__ = ["Rule", "RULES", "get_rule", "ERROR", "WARNING"]
+
+ERROR = "error"
+WARNING = "warning"
+
+_RESIZE_CHECKER = "https://github.com/onnx/onnx-tensorrt/blob/release/10.1-GA/onnxOpCheckers.cpp (Resize)"
+_NVINFER_IF = "NVIDIA/TensorRT include/NvInfer.h IIfConditional (10.10: same type and shape; 10.11+: same rank)"
+_LN_WARN = "https://github.com/pytorch/TensorRT/issues/2730 (TensorRT's 'Running layernorm after self-attention in FP16' warning)"
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    severity: str
+    title: str
+    message: str
+    fix: str
+    source: str
+    min_trt: tuple[int, int] | None = None
+    max_trt: tuple[int, int] | None = None  # exclusive
+
+    def applies(self, trt_version: tuple[int, int]) -> bool:
+        return (self.min_trt is None or trt_version >= self.min_trt) and (
+            self.max_trt is None or trt_version < self.max_trt)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "severity": self.severity, "title": self.title, "message": self.message,
+                "fix": self.fix, "source": self.source, "min_trt": self.min_trt, "max_trt": self.max_trt}
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("TRT001", ERROR, "resize-antialias",
+         "Resize with antialias=1: the TensorRT ONNX parser rejects it ('Antialiasing is not supported')",
+         "run `apply_rewrites` (pass resize_antialias drops the flag where the Resize only upsamples), or export "
+         "with antialias=False, or raise the profile minimum to the model's native resolution",
+         f"{OPS_MD_10_15} (Resize: 'Antialiasing is not supported'); {_RESIZE_CHECKER}; NVIDIA/TensorRT#3560"),
+    Rule("TRT002", ERROR, "attention-op",
+         "ONNX Attention (opset 23) is parsed only from TensorRT 10.14",
+         "export with opset <= 22 (torch.onnx.export(..., opset_version=18..20)) so SDPA becomes MatMul/Softmax/MatMul",
+         f"{TRT_CHANGELOG} (10.14 GA: 'Parsers: Added support for the Attention operator')", max_trt=(10, 14)),
+    Rule("TRT003", ERROR, "if-branch-shape",
+         "If branches produce outputs of different shapes; TensorRT before 10.11 requires equal shapes",
+         "make both branches produce the same shape (pad/mask), or export one graph per shape range, or target "
+         "TensorRT >= 10.11", _NVINFER_IF, max_trt=(10, 11)),
+    Rule("TRT004", ERROR, "if-branch-rank",
+         "If branches produce outputs of different ranks",
+         "make both branches return tensors of the same rank",
+         f"{OPS_MD_10_15} (If: 'must have the same rank'); {_NVINFER_IF}"),
+    Rule("TRT005", ERROR, "loop-carried-shape",
+         "Loop-carried value changes shape across iterations; TensorRT loops need fixed carried shapes",
+         "unroll the loop at export (one graph per profile range) or keep a fixed shape and mask",
+         f"{OPS_MD_10_15} (Loop: 'The shape of Loop carried dependencies must be the same across all loop "
+         "iterations'); NvInfer.h IRecurrenceLayer"),
+    Rule("TRT006", ERROR, "opset-too-new",
+         "model opset is above the highest opset this TensorRT parser reads",
+         "re-export with a lower opset_version (or onnx.version_converter.convert_version)",
+         "see resvit_export/graph/trt_ops.py TARGETS[*].source for each target's opset source"),
+    Rule("TRT007", ERROR, "float64",
+         "float64 tensor: TensorRT has no FP64 and clamps DOUBLE to FLOAT",
+         "cast to float32 in the model (or convert the initializer) before export",
+         f"{OPS_MD_10_15} ('limited support for DOUBLE type ... cast DOUBLE down to FLOAT'); {OPS_MD_8_5}"),
+    Rule("TRT008", ERROR, "unsupported-op",
+         "operator is not in this TensorRT parser's support matrix",
+         "re-export so the op is decomposed (other opset / torch code), replace it with onnx-graphsurgeon, or "
+         "provide a TensorRT plugin", "see resvit_export/graph/trt_ops.py TARGETS[*].source"),
+    Rule("TRT009", WARNING, "op-unverified",
+         "operator is in a newer TensorRT support matrix; when this version gained it is not documented",
+         "check with `trtexec --onnx` on the target before relying on it",
+         f"{OPS_MD_10_15} vs {OPS_MD_8_5}; {ONNX_TRT_CHANGELOG}"),
+    Rule("TRT010", WARNING, "custom-domain-op",
+         "operator is in a non-standard domain; the parser only imports it through a registered plugin",
+         "make sure a TensorRT plugin with this op name is registered on the target",
+         f"{OPS_MD_10_15}; onnx-tensorrt README (plugins: unknown ops fall back to the plugin registry)"),
+    Rule("TRT011", WARNING, "decomposed-layernorm",
+         "decomposed LayerNorm (ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div): may overflow in FP16",
+         "run `apply_rewrites` (pass layernorm fuses it into LayerNormalization) or export with opset >= 17",
+         _LN_WARN, min_trt=(8, 6)),
+    Rule("TRT012", WARNING, "int64-downcast",
+         "INT64 tensors: TensorRT 8.x casts INT64 down to INT32 (values beyond INT32 are clamped)",
+         "usually harmless for shape math; keep index values inside int32",
+         f"{OPS_MD_8_5} ('TensorRT will attempt to cast down INT64 to INT32')", max_trt=(10, 0)),
+    Rule("TRT013", ERROR, "gridsample-rank",
+         "GridSample with non-4D input: the parser supports 4-D input only",
+         "reshape to 4-D NCHW around the GridSample",
+         f"{OPS_MD_10_15} (GridSample: 'Input must be 4D input'); {ONNX_TRT_CHANGELOG} (8.5: GridSample added)"),
+    Rule("TRT014", ERROR, "resize-mode",
+         "Resize mode / coordinate mode / aspect policy this parser does not import",
+         "use mode nearest/linear (8.5) or cubic (8.6+), coordinate_transformation_mode half_pixel/"
+         "pytorch_half_pixel/asymmetric/align_corners, keep_aspect_ratio_policy stretch",
+         f"{OPS_MD_8_5} (Resize modes: nearest, linear); {OPS_MD_10_15} (Resize restrictions); {_RESIZE_CHECKER}"),
+)
+
+_BY_ID = {r.id: r for r in RULES}
+
+
+def get_rule(rule_id: str) -> Rule:
+    return _BY_ID[rule_id]
