@@ -84,7 +84,8 @@ def _shape(value_info):
 
 
 def _shapes_differ(a, b) -> bool:
-    return any(x != y or x is None for x, y in zip(a, b))
+    """True when some dim is known on both sides (value or symbol) and differs; unknown dims prove nothing."""
+    return any(x is not None and y is not None and x != y for x, y in zip(a, b))
 
 
 def _iter_nodes(graph, prefix=""):

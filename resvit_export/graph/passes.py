@@ -169,7 +169,7 @@ def prescale_q(graph, ctx) -> PassResult:
     """
     gs = _gs()
     res = PassResult("prescale_q")
-    n_new = 0
+    already = 0
     for mm in [n for n in graph.nodes if n.op == "MatMul"]:
         if len(mm.outputs) != 1:
             continue
@@ -201,6 +201,8 @@ def prescale_q(graph, ctx) -> PassResult:
             post.outputs.clear()
             moved.append(f"post-QK {post.name}")
         if not moved:
+            if _scale_mul(q) is not None:
+                already += 1
             continue
         q_mul = _scale_mul(q)
         dtype = q.dtype if q.dtype is not None else np.float32
@@ -213,13 +215,14 @@ def prescale_q(graph, ctx) -> PassResult:
         else:
             total = np.array(scale, dtype=np.dtype(dtype))
             new_q = gs.Variable(f"{mm.name}_q_scaled", dtype=q.dtype, shape=q.shape)
-            n_new += 1
             graph.nodes.append(gs.Node("Mul", f"{mm.name}_q_prescale",
                                        inputs=[q, gs.Constant(f"{mm.name}_qscale", total)], outputs=[new_q]))
             mm.inputs[0] = new_q
             where = f"as new Mul {mm.name}_q_prescale"
         res.changes.append(f"{mm.name}: scale {float(np.asarray(total).reshape(())):.6g} from {', '.join(moved)} "
                            f"folded {where}")
+    if already:
+        res.notes.append(f"{already} attention MatMul(s) already had the scale on Q only")
     graph.cleanup().toposort()
     return res
 

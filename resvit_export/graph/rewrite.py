@@ -81,6 +81,10 @@ class RewriteContext:
         self.profiles = tuple(self.profiles)
         if not self.profiles:
             raise UsageError("RewriteContext needs at least one resolution profile (e.g. parse_profile('224-448'))")
+        if self.target is not None:
+            from .trt_ops import get_target
+
+            self.target = get_target(self.target).name  # UsageError listing the valid names
         self.atol = DEFAULT_ATOL if self.atol is None else self.atol
         self.rtol = DEFAULT_RTOL if self.rtol is None else self.rtol
         if self.check_shapes is None:

@@ -145,9 +145,13 @@ def test_prescale_q_moves_scale_onto_q(form):
     np.testing.assert_allclose(_run(g, feed)[0], before[0], rtol=1e-6, atol=1e-6)
 
 
-def test_prescale_q_ignores_matmul_without_softmax():
+def test_prescale_q_ignores_matmul_without_softmax_and_q_only_scale():
     g = _attn_graph("linear")
     assert not passes.prescale_q(g, _ctx()).changed and _ops(g).count("Mul") == 2
+    g = _attn_graph("both")
+    passes.prescale_q(g, _ctx())
+    again = passes.prescale_q(g, _ctx())  # idempotent: the scale already sits on Q only
+    assert not again.changed and "already" in again.notes[0]
 
 
 # drop_casts -------------------------------------------------------------------------------------------------------
