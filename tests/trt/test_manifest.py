@@ -1,0 +1,138 @@
+"""Sidecar manifest: round trip, hash verification, host info and EVERY host-mismatch message."""
+
+import json
+
+import pytest
+
+from resvit_export.errors import InvalidArtifactError
+from resvit_export.profiles import parse_profile
+from resvit_export.trt.manifest import (
+    HostInfo, build_manifest, check_manifest_against_host, find_manifest, host_info, parse_nv_tegra_release,
+    read_manifest, verify_artifacts, write_manifest)
+from resvit_export.trt.memory import ModelSpec
+from resvit_export.trt.planner import plan_engine
+
+ORIN = HostInfo(tensorrt="10.3.0.30", cuda="12.6", gpu_name="Orin", compute_capability="8.7", jetpack="6.1/6.2",
+                l4t="36.4.0", machine="aarch64")
+
+
+@pytest.fixture
+def build_dir(tmp_path):
+    (tmp_path / "model.fp16.onnx").write_bytes(b"onnx-bytes")
+    (tmp_path / "model.fp16.plan").write_bytes(b"plan-bytes")
+    (tmp_path / "timing.cache").write_bytes(b"cache")
+    (tmp_path / "calibration.cache").write_bytes(b"calib")
+    plan = plan_engine([parse_profile("224-1024")], ModelSpec("deit", 192, 12, 3, name="deit_t"))
+    m = build_manifest(plan, {"onnx": tmp_path / "model.fp16.onnx", "engine": [tmp_path / "model.fp16.plan"],
+                              "timing_cache": [tmp_path / "timing.cache"],
+                              "calibration": [tmp_path / "calibration.cache"]},
+                       tmp_path, host=ORIN, fp32_nodes=["/blocks.0/norm1/LayerNormalization"], onnx_precision="fp16",
+                       parity={"fp16": {"passed": True, "max_abs": 1e-3}})
+    write_manifest(m, tmp_path / "manifest.json")
+    return tmp_path
+
+
+def test_round_trip_and_contents(build_dir):
+    m = read_manifest(build_dir / "manifest.json")
+    assert m["tensorrt"] == "10.3.0.30" and m["gpu"]["compute_capability"] == "8.7" and m["jetpack"] == "6.1/6.2"
+    assert m["precision"] == {"mode": "fp16", "onnx_precision": "fp16",
+                              "fp32_nodes": ["/blocks.0/norm1/LayerNormalization"]}
+    assert [p["index"] for p in m["profiles"]] == [0, 1] and m["profiles"][1]["shapes"]["max"] == [1, 3, 1024, 1024]
+    assert {a["role"] for a in m["artifacts"]} == {"onnx", "engine", "timing_cache", "calibration"}
+    assert all(len(a["sha256"]) == 64 and not a["path"].startswith("/") for a in m["artifacts"])
+    assert m["parity"]["fp16"]["passed"] is True
+    assert verify_artifacts(m, build_dir) == []
+    # the plan file itself is untouched: no header was written into it
+    assert (build_dir / "model.fp16.plan").read_bytes() == b"plan-bytes"
+
+
+def test_tampered_and_missing_artifacts(build_dir):
+    (build_dir / "model.fp16.plan").write_bytes(b"evil")
+    (build_dir / "calibration.cache").unlink()
+    problems = verify_artifacts(read_manifest(build_dir / "manifest.json"), build_dir)
+    assert any("engine model.fp16.plan was modified" in p for p in problems)
+    assert any("calibration calibration.cache is missing" in p for p in problems)
+
+
+def test_manifest_paths_cannot_escape(build_dir):
+    m = read_manifest(build_dir / "manifest.json")
+    m["artifacts"][0]["path"] = "../../etc/passwd"
+    assert "leaves the artifact directory" in verify_artifacts(m, build_dir)[0]
+
+
+def test_find_and_read_errors(build_dir, tmp_path_factory):
+    assert find_manifest(build_dir) == build_dir / "manifest.json"
+    assert find_manifest(build_dir / "model.fp16.plan") == build_dir / "manifest.json"
+    assert find_manifest(build_dir / "manifest.json") == build_dir / "manifest.json"
+    empty = tmp_path_factory.mktemp("empty")
+    with pytest.raises(InvalidArtifactError, match="no sidecar manifest"):
+        find_manifest(empty)
+    (empty / "manifest.json").write_text(json.dumps({"schema": "other"}))
+    with pytest.raises(InvalidArtifactError, match="not a resvit-export engine manifest"):
+        read_manifest(empty / "manifest.json")
+    (empty / "manifest.json").write_text("{broken")
+    with pytest.raises(InvalidArtifactError, match="cannot read manifest"):
+        read_manifest(empty / "manifest.json")
+    with pytest.raises(InvalidArtifactError, match="does not exist"):
+        find_manifest(empty / "nope.plan")
+
+
+def _m(build_dir):
+    return read_manifest(build_dir / "manifest.json")
+
+
+def test_same_host_is_compatible(build_dir):
+    assert check_manifest_against_host(_m(build_dir), ORIN) == []
+
+
+def test_mismatch_trt_version_and_sm(build_dir):
+    host = HostInfo(tensorrt="11.4.1", cuda="13.0", gpu_name="H100", compute_capability="9.0", machine="aarch64")
+    msgs = check_manifest_against_host(_m(build_dir), host)
+    assert ("built with TensorRT 10.3.0 on sm_87; this host has 11.4.1 on sm_90: plans only load on the TensorRT "
+            "version that built them - rebuild on the device") in msgs
+    assert any("engines are compiled for one compute capability" in m for m in msgs)
+    assert any("built against CUDA 12.6; this host has CUDA 13.0" in m for m in msgs)
+    assert any("built on a Jetson (JetPack 6.1/6.2); this host is not a Jetson" in m for m in msgs)
+
+
+def test_mismatch_no_tensorrt_no_gpu(build_dir):
+    msgs = check_manifest_against_host(_m(build_dir), HostInfo(machine="x86_64"))
+    assert any("this host has no TensorRT: the plan cannot be loaded here" in m for m in msgs)
+    assert any("this host has no visible CUDA GPU" in m for m in msgs)
+    assert any("built on aarch64; this host is x86_64" in m for m in msgs)
+
+
+def test_mismatch_same_sm_other_gpu(build_dir):
+    host = HostInfo(**{**ORIN.to_dict(), "gpu_name": "Orin (nvgpu) 16GB"})
+    (msg,) = check_manifest_against_host(_m(build_dir), host)
+    assert "same sm_87): it loads, but tactics were timed on the other GPU" in msg
+
+
+def test_mismatch_jetpack(build_dir):
+    host = HostInfo(**{**ORIN.to_dict(), "jetpack": "7.2", "l4t": "39.2.0"})
+    (msg,) = check_manifest_against_host(_m(build_dir), host)
+    assert msg.startswith("built on JetPack 6.1/6.2 (L4T 36.4.0); this host runs JetPack 7.2 (L4T 39.2.0)")
+
+
+def test_mismatch_desktop_build_on_jetson(build_dir):
+    m = _m(build_dir)
+    m.update(jetpack=None, l4t=None, platform="aarch64")
+    (msg,) = check_manifest_against_host(m, ORIN)
+    assert "built on a non-Jetson host (aarch64); this host is a Jetson (JetPack 6.1/6.2)" in msg
+
+
+def test_nv_tegra_release_and_host_info(tmp_path):
+    line = "# R36 (release), REVISION: 4.0, GCID: 37537400, BOARD: generic, EABI: aarch64, DATE: Fri Sep 13 2024"
+    assert parse_nv_tegra_release(line) == "36.4.0"
+    assert parse_nv_tegra_release("garbage") is None
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "nv_tegra_release").write_text(line + "\n")
+    h = host_info(root=tmp_path, probe_gpu=False)
+    assert h.l4t == "36.4.0" and h.jetpack == "6.1/6.2" and h.gpu_name is None and h.compute_capability is None
+    plain = host_info(root=tmp_path / "nowhere", probe_gpu=False)
+    assert plain.l4t is None and plain.jetpack is None and plain.machine
+
+
+def test_host_info_on_this_machine_needs_no_tensorrt():
+    h = host_info()
+    assert isinstance(h, HostInfo)  # fields are None where absent; nothing raises
