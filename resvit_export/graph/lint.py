@@ -205,8 +205,9 @@ def lint_onnx(path_or_model, target: str | TrtTarget | None = None) -> LintRepor
             mode = _attr(node, "mode", "nearest")
             coord = _attr(node, "coordinate_transformation_mode", "half_pixel")
             policy = _attr(node, "keep_aspect_ratio_policy", "stretch")
-            allowed_modes = {"nearest", "linear"} | ({"cubic"} if tgt.trt_version >= (8, 6) else set())
-            if mode not in allowed_modes or coord not in _RESIZE_COORD_OK or policy != "stretch":
+            if mode == "cubic":
+                add("TRT015", name, op)
+            if mode not in {"nearest", "linear", "cubic"} or coord not in _RESIZE_COORD_OK or policy != "stretch":
                 add("TRT014", name, op, f"mode={mode}, coordinate_transformation_mode={coord}, "
                                         f"keep_aspect_ratio_policy={policy}")
         elif op == "If":

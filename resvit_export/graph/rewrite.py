@@ -113,6 +113,8 @@ class RewriteReport:
     onnx_out: str
     check_shapes: list
     passes: list[PassReport] = field(default_factory=list)
+    total_max_abs: float = 0.0  # final graph vs the input graph, over all check shapes
+    total_max_rel: float = 0.0
 
     @property
     def flags(self) -> list[str]:
@@ -131,7 +133,8 @@ class RewriteReport:
 
     def __str__(self) -> str:
         lines = [f"rewrite {self.onnx_in} -> {self.onnx_out}: {self.nodes_before} -> {self.nodes_after} nodes, "
-                 f"proved at (B,H,W) {self.check_shapes}"]
+                 f"proved at (B,H,W) {self.check_shapes}; end-to-end max abs {self.total_max_abs:.2e} "
+                 f"rel {self.total_max_rel:.2e}"]
         for p in self.passes:
             state = "skipped" if p.skipped else (f"{len(p.changes)} change(s)" if p.changes else "no change")
             lines.append(f"  {p.name:<17} {p.nodes_before:>5} -> {p.nodes_after:<5} {state}; max abs {p.max_abs:.2e}"
@@ -143,6 +146,7 @@ class RewriteReport:
     def to_dict(self) -> dict:
         return {"onnx_in": self.onnx_in, "onnx_out": self.onnx_out, "check_shapes": self.check_shapes,
                 "nodes_before": self.nodes_before, "nodes_after": self.nodes_after, "flags": self.flags,
+                "total_max_abs": self.total_max_abs, "total_max_rel": self.total_max_rel,
                 "passes": [p.to_dict() for p in self.passes]}
 
 
@@ -248,7 +252,7 @@ def apply_rewrites(onnx_in, onnx_out, context: RewriteContext, only=None, skip_a
             report.passes.append(PassReport(name, True, n_before, n_before))
             continue
         if ref is None:
-            ref = _run(current, feeds)
+            ref = first = _run(current, feeds)
         try:
             graph = gs.import_onnx(onnx.shape_inference.infer_shapes(current, strict_mode=False))
             result: PassResult = fn(graph, context)
@@ -264,6 +268,9 @@ def apply_rewrites(onnx_in, onnx_out, context: RewriteContext, only=None, skip_a
         report.passes.append(PassReport(name, False, n_before, len(new.graph.node), result.changes, result.flags,
                                         max_abs, max_rel, result.notes))
         current, ref = new, after
+    if ref is not None:  # drift can add up across passes: check the end result against the input too
+        report.total_max_abs, report.total_max_rel = _compare(first, ref, context, "all passes combined",
+                                                              context.check_shapes)
     if onnx_out is not None:
         from resvit_export.io import atomic_path
 

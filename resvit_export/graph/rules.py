@@ -96,9 +96,15 @@ RULES: tuple[Rule, ...] = (
          f"{OPS_MD_10_15} (GridSample: 'Input must be 4D input'); {ONNX_TRT_CHANGELOG} (8.5: GridSample added)"),
     Rule("TRT014", ERROR, "resize-mode",
          "Resize mode / coordinate mode / aspect policy this parser does not import",
-         "use mode nearest/linear (8.5) or cubic (8.6+), coordinate_transformation_mode half_pixel/"
-         "pytorch_half_pixel/asymmetric/align_corners, keep_aspect_ratio_policy stretch",
-         f"{OPS_MD_8_5} (Resize modes: nearest, linear); {OPS_MD_10_15} (Resize restrictions); {_RESIZE_CHECKER}"),
+         "use mode nearest/linear/cubic, coordinate_transformation_mode half_pixel/pytorch_half_pixel/"
+         "asymmetric/align_corners/tf_half_pixel_for_nn, keep_aspect_ratio_policy stretch",
+         f"{OPS_MD_10_15} (Resize restrictions); {_RESIZE_CHECKER} (cubic accepted by the 10.x importer)"),
+    Rule("TRT015", WARNING, "resize-cubic-8.5",
+         "cubic Resize on TensorRT 8.5: the 8.5 parser matrix lists only nearest/linear (the 8.5.3 IResizeLayer "
+         "API does have cubic coefficients, so the importer may accept it: unverified)",
+         "check with `trtexec --onnx` on JetPack 5, or resample the pos-embed with bilinear for this target",
+         f"{OPS_MD_8_5} (Resize modes: nearest, linear); TensorRT 8.5.3 C++ API IResizeLayer member list "
+         "(getCubicCoeff)", max_trt=(8, 6)),
 )
 
 _BY_ID = {r.id: r for r in RULES}

@@ -120,7 +120,8 @@ CASES = {
     "TRT011": ("jetpack6", _decomposed_ln, lambda: _unary("Relu")),
     "TRT012": ("jetpack5", lambda: _unary("Relu", opset=17, et=TP.INT64), lambda: _unary("Relu", opset=17)),
     "TRT013": ("trt10", lambda: _gridsample(5), lambda: _gridsample(4)),
-    "TRT014": ("jetpack5", lambda: _resize(mode="cubic"), lambda: _resize(mode="linear")),
+    "TRT014": ("trt10", lambda: _resize(coordinate_transformation_mode="half_pixel_symmetric"), lambda: _resize()),
+    "TRT015": ("jetpack5", lambda: _resize(mode="cubic"), lambda: _resize(mode="linear")),
 }
 
 
@@ -142,7 +143,7 @@ def test_rule_fires_on_violation_only(rule_id):
 def test_version_bounds():
     assert "TRT002" not in lint_onnx(_attention(), "trt10").rule_ids()  # parsed from 10.14
     assert "TRT003" not in lint_onnx(_if(same_shape=False), "trt10").rule_ids()  # rank-equal OK from 10.11
-    assert "TRT014" not in lint_onnx(_resize(mode="cubic"), "jetpack6").rule_ids()
+    assert not {"TRT014", "TRT015"} & lint_onnx(_resize(mode="cubic"), "jetpack6").rule_ids()
     assert "TRT012" not in lint_onnx(_unary("Relu", et=TP.INT64), "jetpack6").rule_ids()
     assert "TRT008" in lint_onnx(_unary("LayerNormalization", opset=17), "jetpack5").rule_ids()
 
