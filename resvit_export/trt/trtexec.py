@@ -2,7 +2,8 @@
 
 Syntax (trtexec help, samples/common/sampleOptions.cpp, TensorRT OSS 10.x/11.1; research §1.1, §1.6, §1.7):
 * shapes: ``--minShapes=NAME:BxCxHxW --optShapes=.. --maxShapes=..``; several profiles by prefixing each triple
-  with ``--profile=N``; at inference ``--profile=N --shapes=NAME:BxCxHxW`` selects the profile and the shape.
+  with ``--profile=N``; at inference ``--profile=N --shapes=NAME:BxCxHxW`` selects the profile and the shape
+  (the inference-side ``--profile`` is from the TRT 10 help text as remembered; not verified against a binary).
 * ``--timingCacheFile=<file>`` loads and saves the timing cache; ``--memPoolSize=workspace:<N>M`` (unit M = MiB);
   ``--builderOptimizationLevel=N`` (default 3); ``--skipInference`` builds only.
 * TensorRT 10: weak typing with ``--fp16`` / ``--int8`` (+ ``--calib=<cache>`` for implicit calibration, deprecated)
