@@ -92,6 +92,7 @@ class Runner:
         self.profiles = [tuple(tuple(s) for s in self.engine.get_tensor_profile_shape(self.input, i))
                          for i in range(self.engine.num_optimization_profiles)]
         self.stream = _check(self.cudart.cudaStreamCreate())
+        self.handle = int(self.stream)  # TensorRT takes the raw cudaStream_t as an int
         self.active = 0
 
     def run(self, x):
@@ -99,7 +100,7 @@ class Runner:
         x = np.ascontiguousarray(x.astype(trt.nptype(self.engine.get_tensor_dtype(self.input))))
         idx = select_profile(self.profiles, x.shape)
         if idx != self.active:
-            if not self.ctx.set_optimization_profile_async(idx, self.stream):
+            if not self.ctx.set_optimization_profile_async(idx, self.handle):
                 raise SystemExit(f"cannot switch to profile {idx}")
             _check(cudart.cudaStreamSynchronize(self.stream))
             self.active = idx
@@ -120,7 +121,7 @@ class Runner:
             self.ctx.set_tensor_address(name, ptr)
             host_out[name] = (arr, ptr)
         t0 = time.perf_counter()
-        if not self.ctx.execute_async_v3(self.stream):
+        if not self.ctx.execute_async_v3(self.handle):
             raise SystemExit("execute_async_v3 failed")
         for arr, ptr in host_out.values():
             _check(cudart.cudaMemcpyAsync(arr.ctypes.data, ptr, arr.nbytes, kind.cudaMemcpyDeviceToHost, self.stream))
