@@ -186,6 +186,9 @@ def test_drop_casts_keeps_lossy_chain():
     n2, y = _cast("to_float", a, onnx.TensorProto.FLOAT, F32)
     g = _graph([n1, n2], [x], [y])
     assert not passes.drop_casts(g, _ctx()).changed and _ops(g) == ["Cast", "Cast"]
+    x2, y2 = gs.Variable("x2", F32, (3,)), gs.Variable("y2", F32, (3,))
+    g = _graph([gs.Node("Identity", "id", inputs=[x2], outputs=[y2])], [x2], [y2])  # input -> output: must stay
+    assert not passes.drop_casts(g, _ctx()).changed and _ops(g) == ["Identity"]
 
 
 # layernorm --------------------------------------------------------------------------------------------------------
