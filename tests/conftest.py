@@ -20,9 +20,9 @@ def pytest_collection_modifyitems(config, items):
     trt_reason = _trt_status()
     gpu_reason = None if torch.cuda.is_available() else "no CUDA device on this machine"
     for item in items:
-        if "trt" in item.keywords and trt_reason:
+        if item.get_closest_marker("trt") and trt_reason:
             item.add_marker(pytest.mark.skip(reason=trt_reason))
-        elif "gpu" in item.keywords and gpu_reason:
+        elif item.get_closest_marker("gpu") and gpu_reason:
             item.add_marker(pytest.mark.skip(reason=gpu_reason))
 
 
