@@ -19,6 +19,8 @@ _RESIZE_COORD_OK = {"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", 
 
 @dataclass(frozen=True)
 class Finding:
+    """One problem: which rule (id/severity), which node (name + op), what is wrong, how to fix it, and the source."""
+
     rule_id: str
     severity: str
     node: str
@@ -33,6 +35,8 @@ class Finding:
 
 @dataclass
 class LintReport:
+    """All findings for one target; falsy when any finding is an error. ``to_dict`` is the JSON form."""
+
     target: str
     label: str
     model: str

@@ -93,6 +93,8 @@ class RewriteContext:
 
 @dataclass
 class PassReport:
+    """One pass in the driver: skipped or not, node counts, edits/flags/notes, measured max abs/rel change."""
+
     name: str
     skipped: bool
     nodes_before: int
@@ -109,6 +111,8 @@ class PassReport:
 
 @dataclass
 class RewriteReport:
+    """The whole rewrite: per-pass reports, the check shapes used, and the end-to-end difference."""
+
     onnx_in: str
     onnx_out: str
     check_shapes: list

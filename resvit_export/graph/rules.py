@@ -21,6 +21,8 @@ _LN_WARN = "https://github.com/pytorch/TensorRT/issues/2730 (TensorRT's 'Running
 
 @dataclass(frozen=True)
 class Rule:
+    """One lint rule as data: id, severity, message, fix, source, and the TensorRT versions it applies to."""
+
     id: str
     severity: str
     title: str
