@@ -398,7 +398,7 @@ def compute_ranges(onnx_path: str | os.PathLike, calib: CalibrationSet, method: 
 
     from .fp16 import static_batch
 
-    batch_size = static_batch(model) or batch_size  # a graph with a fixed batch is fed exactly that many
+    fixed = static_batch(model)  # a graph with a fixed batch is fed exactly that many per run
 
     class _OneBatch(CalibrationDataReader):
         def __init__(self, x):
@@ -418,9 +418,10 @@ def compute_ranges(onnx_path: str | os.PathLike, calib: CalibrationSet, method: 
                                        providers=["CPUExecutionProvider"], extra_options=extra)
         n = 0
         with contextlib.redirect_stdout(io.StringIO()):  # ORT's calibrators print progress lines
-            for hw, batch in calib.batches(batch_size):
-                calibrator.collect_data(_OneBatch(batch))
-                n += batch.shape[0]
+            for hw in calib.resolutions:
+                for batch in _batches_for(calib.arrays[hw], batch_size, fixed):
+                    calibrator.collect_data(_OneBatch(batch))
+                    n += batch.shape[0]
             td = calibrator.compute_data()
         del calibrator
     payload = json.loads(json.dumps(td.to_dict(), cls=_NumpyEncoder))
@@ -434,6 +435,25 @@ def compute_ranges(onnx_path: str | os.PathLike, calib: CalibrationSet, method: 
                                        "amax": {k: max(abs(a), abs(b)) for k, (a, b) in ranges.items()},
                                        "ort_tensors_data": payload})
     return CalibrationRanges(method, ranges, key, cache_path, False, payload, seconds)
+
+
+def _batches_for(a: np.ndarray, batch_size: int, fixed: int | None) -> Iterator[np.ndarray]:
+    """Batches of ``a`` ([N, 3, H, W]) for one calibration run each.
+
+    The augmented calibration graph returns every calibrated activation at once, and attention tensors grow
+    with tokens squared, so the batch shrinks with resolution (``batch_size`` at 224x224, 1 from ~448x448 up
+    for batch_size 4). A graph with a fixed batch gets exactly that many images per run (the last batch is
+    topped up with the set's first images, deterministically).
+    """
+    if fixed:
+        idx = np.arange(int(np.ceil(a.shape[0] / fixed)) * fixed) % a.shape[0]
+        for i in range(0, len(idx), fixed):
+            yield a[idx[i:i + fixed]]
+        return
+    h, w = a.shape[-2:]
+    b = max(1, min(batch_size, (batch_size * 224 * 224) // (h * w)))
+    for i in range(0, a.shape[0], b):
+        yield a[i:i + b]
 
 
 class _NumpyEncoder(json.JSONEncoder):

@@ -214,6 +214,12 @@ def dedupe_casts(model) -> int:
     if dropped:
         del model.graph.node[:]
         model.graph.node.extend(keep)
+    names: Counter = Counter()
+    for n in model.graph.node:  # ORT refuses duplicate node names too ("two nodes with same node name")
+        if n.name:
+            names[n.name] += 1
+            if names[n.name] > 1:
+                n.name = f"{n.name}__{names[n.name] - 1}"
     return dropped
 
 
