@@ -50,6 +50,8 @@ __all__ = [
     "CalibrationRanges",
     "parse_resolutions",
     "resolutions_from_profile",
+    "calibration_resolutions",
+    "calibration_set_for_build",
     "onnx_sha256",
     "compute_ranges",
     "write_trt_calibration_cache",
@@ -93,6 +95,52 @@ def resolutions_from_profile(profile, patch_size: int = 16) -> list[tuple[int, i
     """The profile's min, opt (planner's choice when unset) and max: where TensorRT will actually run."""
     pts = [tuple(profile.min), tuple(profile.resolved_opt(patch_size)), tuple(profile.max)]
     return list(dict.fromkeys(pts))
+
+
+# Calibration runs the augmented FP32 graph on CPU and holds every calibrated activation of one batch at once;
+# attention probabilities grow with tokens squared (DeiT-S at 1792 px: ~3.8 GB per layer per image), so sizes
+# above this are calibrated at this size instead (logged). Raise it where the machine has the memory.
+MAX_CALIB_SIDE = 1024
+
+
+def calibration_resolutions(profiles, size_rule=None, max_side: int = MAX_CALIB_SIDE) -> list[tuple[int, int]]:
+    """min/opt/max of every profile (patch-aligned opt), clamped to ``max_side`` keeping the aspect ratio."""
+    patch = getattr(size_rule, "patch_size", 16) or 16
+    out: list[tuple[int, int]] = []
+    for p in profiles:
+        for h, w in resolutions_from_profile(p, patch):
+            if max(h, w) > max_side:
+                s = max_side / max(h, w)
+                hw = (max(patch, int(h * s) // patch * patch), max(patch, int(w * s) // patch * patch))
+                log.warning("calibrating %dx%d at %dx%d (MAX_CALIB_SIDE=%d bounds calibration memory)",
+                            h, w, *hw, max_side)
+                h, w = hw
+            if size_rule is not None:
+                h, w = max(h, size_rule.min_side), max(w, size_rule.min_side)
+            if (h, w) not in out:
+                out.append((h, w))
+    return out
+
+
+def calibration_set_for_build(opts, model=None) -> "CalibrationSet":
+    """The calibration set for ``build --int8``: ``opts.calib_data`` (folder) or ``opts.calib_synthetic`` (N)
+    at the profiles' min/opt/max (see :func:`calibration_resolutions`). Neither -> UsageError."""
+    data, synth = getattr(opts, "calib_data", None), getattr(opts, "calib_synthetic", None)
+    if data is not None and synth is not None:
+        raise UsageError("--calib-data and --calib-synthetic conflict: pass one of them")
+    if data is None and synth is None:
+        raise UsageError(NO_DATA_HINT)
+    res = calibration_resolutions(getattr(opts, "profiles", None) or [], getattr(model, "size_rule", None))
+    if not res:
+        raise UsageError("INT8 calibration needs at least one --profile to pick calibration resolutions")
+    if data is not None:
+        data = Path(data)
+        if data.is_file() and data.suffix == ".npz" and data.name == "calib.npz":
+            return CalibrationSet.load(data)
+        if data.is_file():
+            raise UsageError(f"--calib-data {data} must be a folder of images/arrays or a saved calib.npz")
+        return CalibrationSet.from_folder(data, res)
+    return CalibrationSet.synthetic(int(synth), res, seed=getattr(opts, "seed", 0) or 0)
 
 
 # ------------------------------------------------------------------------------------------ hashing
