@@ -1,0 +1,552 @@
+"""Parity: PyTorch eager FP32 (the reference) vs ONNX Runtime on every case of the resolution matrix.
+
+Each case runs twice, once with Gaussian pixels and once with synthetic real-image-like pixels. Per case and
+input kind the report keeps max-abs, mean-abs and max-rel error (Polygraphy's ``SimpleCompareFunc`` stats),
+the cosine similarity (Polygraphy's ``CosineSimilarityCompareFunc``, per batch row, the minimum is kept),
+top-1 agreement, where the largest error sits (batch row + output index) and the latency of both sides.
+
+Gates (``Tolerances``; defaults per precision, chosen for the random-weight models this project ships):
+
+    precision  atol   rtol   cos_min   top1_min
+    fp32       1e-4   1e-3   0.99999   1.0      FP32 graph vs FP32 eager: only op-order rounding differs
+    fp16       5e-2   5e-2   0.999     0.9      FP16 rounding (~1e-3 relative per op) accumulates over depth
+    int8       -      -      0.98      0.8      quantisation noise; absolute error is not meaningful
+
+* atol/rtol are Polygraphy's elementwise rule: an element passes if |diff| <= atol OR |diff|/|ref| <= rtol;
+  ``None`` disables the element check (it is still reported).
+* cos_min gates every case (the minimum over its batch rows).
+* top1_min gates the agreement over ALL rows of all cases: random-weight models have near-uniform logits, so
+  single-row top-1 flips under FP16/INT8 noise are expected and a per-case gate at batch 1 would be all-or-nothing.
+  At fp32 (top1_min 1.0) this is the same as requiring every row to agree.
+
+A breach is not a warning: ``ParityReport.passed`` is False and the caller raises ParityError (exit 3).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from resvit_export.errors import UsageError
+from resvit_export.profiles import ResolutionProfile
+
+from .inputs import INPUT_KINDS, case_seed, make_inputs
+from .matrix import Case, resolution_matrix
+
+__all__ = ["Tolerances", "CaseResult", "ParityReport", "validate_onnx", "validate_packed_navit", "compare_outputs",
+           "default_tolerances"]
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """Pass/fail thresholds. ``None`` for atol/rtol means not gated (still reported)."""
+
+    atol: float | None = 1e-4
+    rtol: float | None = 1e-3
+    cos_min: float = 0.99999
+    top1_min: float = 1.0
+
+    def __post_init__(self):
+        for name in ("atol", "rtol"):
+            v = getattr(self, name)
+            if v is not None and v < 0:
+                raise UsageError(f"--{name} must be >= 0, got {v}")
+        if not -1.0 <= self.cos_min <= 1.0:
+            raise UsageError(f"--cos-min must lie in [-1, 1], got {self.cos_min}")
+        if not 0.0 <= self.top1_min <= 1.0:
+            raise UsageError(f"--top1-min must lie in [0, 1], got {self.top1_min}")
+
+    def with_overrides(self, **kw: float | None) -> "Tolerances":
+        """A copy with the non-None keyword values replaced (CLI flags default to None)."""
+        return dataclasses.replace(self, **{k: v for k, v in kw.items() if v is not None})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_DEFAULTS = {
+    "fp32": Tolerances(1e-4, 1e-3, 0.99999, 1.0),
+    "fp16": Tolerances(5e-2, 5e-2, 0.999, 0.9),
+    "int8": Tolerances(None, None, 0.98, 0.8),
+}
+
+
+def default_tolerances(precision: str) -> Tolerances:
+    if precision not in _DEFAULTS:
+        raise UsageError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    return _DEFAULTS[precision]
+
+
+@dataclass
+class CaseResult:
+    """One case × input kind."""
+
+    name: str
+    kind: str
+    input: str
+    batch: int
+    h: int
+    w: int
+    tokens: int
+    output: str
+    max_abs: float
+    mean_abs: float
+    max_rel: float
+    cosine: float
+    top1: float
+    top1_rows: int  # rows that agree
+    worst_row: int
+    worst_index: list[int]
+    torch_ms: float
+    ort_ms: float
+    passed: bool
+    failures: list[str] = field(default_factory=list)
+    budget: float = 0.0  # largest fraction of a tolerance used (>1 = breach)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class ParityReport:
+    """Everything one validation run found; ``bool(report)`` is ``report.passed``."""
+
+    model: str
+    onnx_path: str
+    onnx_sha256: str
+    precision: str
+    tolerances: Tolerances
+    profiles: list[str]
+    cases: list[CaseResult]
+    top1_agreement: float
+    seconds: float
+    versions: dict[str, str]
+    date: str
+    isolated: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.cases) and self.top1_agreement >= self.tolerances.top1_min
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    @property
+    def failed_cases(self) -> list[CaseResult]:
+        return [c for c in self.cases if not c.passed]
+
+    @property
+    def worst(self) -> CaseResult | None:
+        """The case that used the largest fraction of any tolerance (ties: larger max-abs)."""
+        if not self.cases:
+            return None
+        return max(self.cases, key=lambda c: (c.budget, c.max_abs))
+
+    def summary_line(self) -> str:
+        w = self.worst
+        status = "PASSED" if self.passed else "FAILED"
+        head = (f"{self.precision} parity {status}: {len(self.cases)} cases "
+                f"({len(self.failed_cases)} failed), top-1 agreement {self.top1_agreement:.4f}")
+        if w is None:
+            return head
+        return (f"{head}; worst {w.name} [{w.input}]: max-abs {w.max_abs:.3g}, cos {w.cosine:.7f}, "
+                f"{w.budget * 100:.1f}% of tolerance")
+
+    def failure_line(self) -> str:
+        """One line naming the first breach and where it sits (for ParityError messages)."""
+        if self.passed:
+            return "no breach"
+        bad = self.failed_cases
+        if bad:
+            w = max(bad, key=lambda c: (c.budget, c.max_abs))
+            where = f"batch row {w.worst_row}, {w.output}[{', '.join(map(str, w.worst_index))}]"
+            return (f"{len(bad)}/{len(self.cases)} cases breach; worst {w.name} [{w.input} input]: "
+                    f"{'; '.join(w.failures)} (largest error at {where})")
+        return (f"top-1 agreement {self.top1_agreement:.4f} over all cases is below --top1-min "
+                f"{self.tolerances.top1_min}")
+
+    def summary_dict(self) -> dict:
+        w = self.worst
+        return {
+            "passed": self.passed,
+            "precision": self.precision,
+            "cases": len(self.cases),
+            "failed": len(self.failed_cases),
+            "top1_agreement": self.top1_agreement,
+            "worst": None if w is None else {"name": w.name, "input": w.input, "max_abs": w.max_abs,
+                                             "cosine": w.cosine, "budget": w.budget},
+            "tolerances": self.tolerances.to_dict(),
+        }
+
+    def to_dict(self) -> dict:
+        w = self.worst
+        return {
+            "passed": self.passed,
+            "summary": self.summary_line(),
+            "failure": None if self.passed else self.failure_line(),
+            "model": self.model,
+            "onnx": self.onnx_path,
+            "onnx_sha256": self.onnx_sha256,
+            "precision": self.precision,
+            "tolerances": self.tolerances.to_dict(),
+            "profiles": self.profiles,
+            "top1_agreement": self.top1_agreement,
+            "isolated": self.isolated,
+            "worst": None if w is None else w.to_dict(),
+            "cases": [c.to_dict() for c in self.cases],
+            "seconds": round(self.seconds, 3),
+            "versions": self.versions,
+            "date": self.date,
+        }
+
+
+def _quiet_polygraphy():
+    from resvit_export._optional import require
+
+    require("polygraphy")
+    from polygraphy.logger import G_LOGGER
+
+    G_LOGGER.module_severity = G_LOGGER.CRITICAL  # results go into our report, not Polygraphy's log
+    import polygraphy.comparator as comparator
+    from polygraphy.comparator.struct import IterationResult
+
+    return comparator, IterationResult
+
+
+def compare_outputs(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], tol: Tolerances) -> dict[str, Any]:
+    """Compare one case's outputs (name -> array, same names) with Polygraphy's comparators.
+
+    Returns the metrics of the output with the largest tolerance budget, plus ``failures`` (list of str).
+    """
+    comparator, IterationResult = _quiet_polygraphy()
+    ref = {k: np.asarray(v, dtype=np.float32) for k, v in ref.items()}
+    got = {k: np.asarray(got[k], dtype=np.float32) for k in ref}
+    # Elementwise rule: |diff| <= atol OR rel <= rtol. A disabled (None) bound must not make the OR always true.
+    off = np.inf if tol.atol is None and tol.rtol is None else 0.0
+    simple = comparator.SimpleCompareFunc(atol=tol.atol if tol.atol is not None else off,
+                                          rtol=tol.rtol if tol.rtol is not None else off,
+                                          check_error_stat="elemwise", infinities_compare_equal=True)
+    cosine = comparator.CosineSimilarityCompareFunc(cosine_similarity_threshold=tol.cos_min)
+    stats = simple(IterationResult(ref, runner_name="pytorch"), IterationResult(got, runner_name="onnxruntime"))
+    per_output = []
+    for name in ref:
+        r, g = ref[name], got[name]
+        st = stats[name]
+        failures = []
+        if r.shape != g.shape:
+            per_output.append(dict(output=name, max_abs=float("inf"), mean_abs=float("inf"), max_rel=float("inf"),
+                                   cosine=-1.0, top1=0.0, top1_rows=0, worst_row=0, worst_index=[], budget=float("inf"),
+                                   failures=[f"output {name} shape {g.shape} != PyTorch {r.shape}"]))
+            continue
+        rows_r = r.reshape(r.shape[0], -1) if r.ndim >= 2 else r.reshape(1, -1)
+        rows_g = g.reshape(rows_r.shape)
+        cos_rows = []
+        for i in range(rows_r.shape[0]):
+            res = cosine(IterationResult({name: rows_r[i]}, runner_name="pytorch"),
+                         IterationResult({name: rows_g[i]}, runner_name="onnxruntime"))[name]
+            cos_rows.append(float(res.cosine_similarity))
+        cos = min(cos_rows)
+        diff = np.abs(r - g)
+        flat = int(np.nanargmax(diff)) if np.isfinite(diff).any() else 0
+        loc = [int(i) for i in np.unravel_index(flat, r.shape)]
+        if r.ndim == 2:
+            agree = int((r.argmax(1) == g.argmax(1)).sum())
+            top1_rows = agree
+            top1 = agree / r.shape[0]
+        else:
+            top1_rows, top1 = rows_r.shape[0], 1.0  # not a classification output
+        finite = bool(np.isfinite(g).all())
+        if not finite:
+            failures.append(f"non-finite values in ONNX Runtime output {name}")
+        if not bool(st) and (tol.atol is not None or tol.rtol is not None):
+            failures.append(f"max-abs {st.max_absdiff:.3g} exceeds atol {tol.atol} (and rtol {tol.rtol}) "
+                            f"at {name}[{', '.join(map(str, loc))}]")
+        if not (cos >= tol.cos_min):
+            failures.append(f"cosine {cos:.7f} < cos-min {tol.cos_min}")
+        budgets = []
+        if tol.atol:
+            budgets.append(float(st.max_absdiff) / tol.atol)
+        if tol.cos_min < 1.0:
+            budgets.append((1.0 - cos) / (1.0 - tol.cos_min))
+        budget = max(budgets) if budgets else 0.0
+        if failures:
+            budget = max(budget, 1.0 + 1e-9)
+        per_output.append(dict(output=name, max_abs=float(st.max_absdiff), mean_abs=float(st.mean_absdiff),
+                               max_rel=float(st.max_reldiff), cosine=cos, top1=top1, top1_rows=top1_rows,
+                               worst_row=loc[0] if loc else 0, worst_index=loc[1:], budget=budget,
+                               failures=failures))
+    return max(per_output, key=lambda d: (d["budget"], d["max_abs"]))
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for dist in ("resvit-export", "torch", "onnx", "onnxruntime", "polygraphy", "numpy"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def _torch_run(model, x: np.ndarray, warmup: int, repeats: int) -> tuple[dict[str, np.ndarray], float]:
+    import torch
+
+    with torch.inference_mode():
+        t = torch.from_numpy(x)
+        out = model(t)
+        for _ in range(max(warmup - 1, 0)):
+            model(t)
+        times = []
+        for _ in range(max(repeats, 1)):
+            t0 = time.perf_counter()
+            model(t)
+            times.append(time.perf_counter() - t0)
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    return [o.detach().float().numpy() for o in outs], float(min(times))
+
+
+def validate_onnx(
+    model,
+    onnx_path: str | os.PathLike,
+    profiles: ResolutionProfile | Sequence[ResolutionProfile],
+    *,
+    precision: str = "fp32",
+    tolerances: Tolerances | None = None,
+    extra_resolutions: Sequence = (),
+    out_dir: str | os.PathLike | None = None,
+    isolated: bool = False,
+    input_kind: str = "both",
+    batch_sizes: Sequence[int] | None = None,
+    seed: int = 0,
+    threads: int | None = None,
+    repeats: int = 3,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> ParityReport:
+    """Compare ``model`` (PyTorch eager FP32, the reference) with ``onnx_path`` on ONNX Runtime CPU.
+
+    Args:
+        model: the reference ``ResolutionFlexibleModel`` (eval mode; it is run in FP32 on CPU).
+        onnx_path: the artifact to prove (fp32, fp16 or int8 graph).
+        profiles: the profile(s) the artifact is built for; the case matrix is derived from them.
+        precision: selects the default tolerances and the report file suffix (fp32 | fp16 | int8).
+        tolerances: overrides the precision's defaults (see the module docstring).
+        extra_resolutions: user sizes ('320x1024,97x301' or [(H, W)]); must lie inside a profile.
+        out_dir: when given, parity{,.fp16,.int8}.{json,md,png} are written there (atomically).
+        isolated: run ONNX Runtime in a child process (a crash becomes InvalidArtifactError).
+        input_kind: 'gaussian', 'synthetic' or 'both'.
+        batch_sizes: batch sizes for the batch > 1 cases (None: from the profile).
+        seed: base seed for the inputs (each case derives its own stable seed).
+        threads: intra-op threads for ONNX Runtime and (during the reference runs) PyTorch; None = half the
+            cores, 1 to 4. Both sides use the same count so the latency plot compares like with like; more
+            threads than free cores makes PyTorch's OpenMP barriers spin (10-20x slower on a loaded 2-core box).
+        repeats: timed runs per case and side after one warm-up (the best is reported).
+        progress: ``progress(description, done, total)`` after each step.
+
+    Returns:
+        A ParityReport; the caller raises ParityError when ``report.passed`` is False.
+
+    Raises:
+        UsageError: bad precision/input kind/extra resolution. InvalidArtifactError: ORT cannot load, run or
+        crashed on the ONNX.
+    """
+    import torch
+
+    from resvit_export.io import sha256_file
+
+    from .runners import onnx_io_names, run_onnx_timed
+
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    kinds = INPUT_KINDS if input_kind == "both" else (input_kind,)
+    if any(k not in INPUT_KINDS for k in kinds):
+        raise UsageError(f"unknown input kind {input_kind!r}; use gaussian, synthetic or both")
+    tol = tolerances if tolerances is not None else default_tolerances(precision)
+    threads = threads if threads is not None else max(1, min(4, (os.cpu_count() or 2) // 2))
+    profiles = [profiles] if isinstance(profiles, ResolutionProfile) else list(profiles)
+    rule = model.size_rule
+    cases: list[Case] = resolution_matrix(profiles, rule, extra_resolutions, batch_sizes)
+    in_names, out_names = onnx_io_names(onnx_path)
+    if len(in_names) != 1:
+        raise UsageError(f"{onnx_path} has inputs {in_names}; validate_onnx handles single-image-input models")
+    started = time.monotonic()
+    jobs = [(c, k) for c in cases for k in kinds]
+    total = 2 * len(jobs)
+    done = 0
+
+    def tick(desc):
+        nonlocal done
+        done += 1
+        if progress:
+            progress(desc, done, total)
+
+    inputs = [make_inputs(k, c.batch, c.h, c.w, case_seed(f"{k}:{c.name}", seed)) for c, k in jobs]
+    ort_out, ort_s = run_onnx_timed(onnx_path, [{in_names[0]: x} for x in inputs], isolated=isolated,
+                                    threads=threads, repeats=repeats,
+                                    progress=lambda i: tick(f"onnxruntime {jobs[i][0].name} [{jobs[i][1]}]"))
+    model = model.float().eval()
+    results: list[CaseResult] = []
+    rows_total = rows_agree = 0
+    prev_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)  # same thread count as ORT: a fair latency comparison
+    try:
+        for (case, kind), x, got, o_s in zip(jobs, inputs, ort_out, ort_s):
+            ref_list, t_s = _torch_run(model, x, warmup=1, repeats=repeats)
+            ref = dict(zip(out_names, ref_list))
+            m = compare_outputs(ref, got, tol)
+            rows_total += case.batch
+            rows_agree += m["top1_rows"]
+            results.append(CaseResult(
+                name=case.name, kind=case.kind, input=kind, batch=case.batch, h=case.h, w=case.w,
+                tokens=case.tokens(rule.patch_size), output=m["output"], max_abs=m["max_abs"],
+                mean_abs=m["mean_abs"], max_rel=m["max_rel"], cosine=m["cosine"], top1=m["top1"],
+                top1_rows=m["top1_rows"], worst_row=m["worst_row"], worst_index=m["worst_index"],
+                torch_ms=t_s * 1e3, ort_ms=o_s * 1e3, passed=not m["failures"], failures=m["failures"],
+                budget=m["budget"]))
+            tick(f"pytorch {case.name} [{kind}]")
+    finally:
+        torch.set_num_threads(prev_threads)
+    report = ParityReport(
+        model=getattr(model, "model_name", type(model).__name__), onnx_path=str(onnx_path),
+        onnx_sha256=sha256_file(onnx_path), precision=precision, tolerances=tol,
+        profiles=[str(p) for p in profiles], cases=results,
+        top1_agreement=rows_agree / rows_total if rows_total else 1.0, seconds=time.monotonic() - started,
+        versions=_versions(), date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        isolated=isolated)
+    if out_dir is not None:
+        from .report import write_reports
+
+        write_reports(report, out_dir)
+    return report
+
+
+# --- packed NaViT ----------------------------------------------------------------------------------------
+
+# Default packings, in patches (scaled by the model's patch size): (image sizes, max_seq_len in tokens or None).
+_PACKINGS: tuple[tuple[tuple[tuple[int, int], ...], int | None], ...] = (
+    (((4, 4),), None),  # one image, one sequence
+    (((2, 6), (6, 2), (3, 3)), None),  # mixed aspect ratios, capacity = the largest image
+    (((2, 3), (6, 4), (4, 8), (8, 4), (2, 12)), 64),  # several per sequence, ragged fill
+    (((10, 10), (2, 2), (2, 2), (3, 2), (2, 5)), 128),  # one large image plus small fillers
+)
+_OFF_GRID = (0, 1, 7)  # pixels added to sides (cycled) so the floor rule is exercised too
+
+
+def validate_packed_navit(
+    model,
+    onnx_path: str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    packings: Sequence[tuple[Sequence[tuple[int, int]], int | None]] | None = None,
+    tolerances: Tolerances | None = None,
+    precision: str = "fp32",
+    seed: int = 0,
+    threads: int | None = None,
+    isolated: bool = False,
+    repeats: int = 3,
+) -> ParityReport:
+    """Compare ``models.navit.PackedNaViT`` eager with its packed ONNX on several packings.
+
+    Each packing is a list of image sizes (pixels) packed by ``models.navit.pack_images`` (first-fit) into
+    sequences of ``max_seq_len`` tokens (None: the largest image). The outputs are unpacked to one row per
+    image, so "worst row" names the image. Both Gaussian and synthetic pixels are used.
+
+    Args:
+        model: a NaViT or PackedNaViT (the reference).
+        onnx_path: the packed export (inputs patches, coords, grid_hw, image_ids, image_valid).
+        out_dir: when given, the reports are written there (parity.packed.*).
+        packings: [(sizes, max_seq_len), ...]; None = four built-in packings (single image, mixed aspect
+            ratios, ragged multi-image sequences, one large image plus fillers; some sides off the patch grid).
+
+    Returns:
+        A ParityReport (precision label ``packed`` for fp32 so the files do not overwrite the image-path reports).
+    """
+    import torch
+
+    from resvit_export.io import sha256_file
+    from resvit_export.models.navit import NaViT, PackedNaViT, pack_images, unpack_logits
+
+    from .runners import onnx_io_names, run_onnx_timed
+
+    packed = PackedNaViT(model) if isinstance(model, NaViT) else model
+    if not isinstance(packed, PackedNaViT):
+        raise UsageError(f"validate_packed_navit needs a NaViT or PackedNaViT, got {type(model).__name__}")
+    packed = packed.float().eval()
+    p = packed.model.cfg.patch_size
+    tol = tolerances if tolerances is not None else default_tolerances(precision)
+    threads = threads if threads is not None else max(1, min(4, (os.cpu_count() or 2) // 2))
+    if packings is None:
+        packings = [([(gh * p + _OFF_GRID[i % 3], gw * p + _OFF_GRID[(i + 1) % 3]) for i, (gh, gw) in enumerate(s)],
+                     cap) for s, cap in _PACKINGS]
+    in_names, out_names = onnx_io_names(onnx_path)
+    started = time.monotonic()
+    jobs = []
+    for k, (sizes, cap) in enumerate(packings):
+        for kind in INPUT_KINDS:
+            imgs = [torch.from_numpy(make_inputs(kind, 1, h, w, case_seed(f"packed{k}:{i}:{kind}", seed))[0])
+                    for i, (h, w) in enumerate(sizes)]
+            batch = pack_images(imgs, patch_size=p, max_seq_len=cap)
+            jobs.append((k, kind, sizes, batch))
+    feeds = []
+    for _, _, _, batch in jobs:
+        arrays = [t.numpy() for t in batch.inputs()]
+        fields = ("patches", "coords", "grid_hw", "image_ids", "image_valid")
+        feeds.append({n: arrays[fields.index(n)] for n in in_names} if set(in_names) <= set(fields)
+                     else dict(zip(in_names, arrays)))
+    ort_out, ort_s = run_onnx_timed(onnx_path, feeds, isolated=isolated, threads=threads, repeats=repeats)
+    results, rows_total, rows_agree = [], 0, 0
+    prev_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            for (k, kind, sizes, batch), got, o_s in zip(jobs, ort_out, ort_s):
+                ref = packed(*batch.inputs())
+                times = []
+                for _ in range(max(repeats, 1)):
+                    t0 = time.perf_counter()
+                    packed(*batch.inputs())
+                    times.append(time.perf_counter() - t0)
+                name = out_names[0]
+                r_img = unpack_logits(ref, batch).numpy()
+                g_img = unpack_logits(torch.from_numpy(np.asarray(got[name], dtype=np.float32)), batch).numpy()
+                m = compare_outputs({name: r_img}, {name: g_img}, tol)
+                # empty slots must stay exactly zero (the graph masks them)
+                empty = ~batch.image_valid.numpy()
+                if empty.any() and np.abs(np.asarray(got[name])[empty]).max() != 0:
+                    m["failures"].append("empty image slots are not zero in the ONNX output")
+                rows_total += len(sizes)
+                rows_agree += m["top1_rows"]
+                S, N = batch.patches.shape[:2]
+                hmax, wmax = max(sizes, key=lambda s: s[0] * s[1])
+                results.append(CaseResult(
+                    name=f"packed{k}-{len(sizes)}img-S{S}xN{N}", kind="packed", input=kind, batch=len(sizes),
+                    h=hmax, w=wmax, tokens=int(S * N), output=m["output"], max_abs=m["max_abs"],
+                    mean_abs=m["mean_abs"], max_rel=m["max_rel"], cosine=m["cosine"], top1=m["top1"],
+                    top1_rows=m["top1_rows"], worst_row=m["worst_row"], worst_index=m["worst_index"],
+                    torch_ms=min(times) * 1e3, ort_ms=o_s * 1e3, passed=not m["failures"], failures=m["failures"],
+                    budget=max(m["budget"], 1.0 + 1e-9) if m["failures"] else m["budget"]))
+    finally:
+        torch.set_num_threads(prev_threads)
+    report = ParityReport(
+        model=getattr(packed.model, "model_name", "navit") + " (packed)", onnx_path=str(onnx_path),
+        onnx_sha256=sha256_file(onnx_path), precision="packed" if precision == "fp32" else f"packed.{precision}",
+        tolerances=tol, profiles=[f"{len(packings)} packings"], cases=results,
+        top1_agreement=rows_agree / rows_total if rows_total else 1.0, seconds=time.monotonic() - started,
+        versions=_versions(), date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        isolated=isolated)
+    if out_dir is not None:
+        from .report import write_reports
+
+        write_reports(report, out_dir)
+    return report
