@@ -10,8 +10,8 @@ Two entry points share every weight:
 
 Packed interface (all shapes dynamic: S sequences, N tokens per sequence, E image slots per sequence):
 
-    patches     float [S, N, P*P*C]  patch pixels, flattened in (row-in-patch, col-in-patch, channel) order,
-                                     exactly what ``patchify`` produces; pad tokens are zeros
+    patches     float [S, N, C*P*P]  patch pixels, flattened in (channel, row-in-patch, col-in-patch) order
+                                     (the Conv2d weight layout), exactly what ``patchify`` produces; pads: 0
     coords      int64 [S, N, 2]      (row, col) of each token in its image's patch grid; pads: 0
     grid_hw     int64 [S, N, 2]      (rows, cols) of the patch grid of the token's image (per token, so the
                                      positional embedding needs no gather); pads: 1
@@ -52,7 +52,7 @@ from torch import nn
 from resvit_export.errors import InputSizeError
 
 from .base import ResolutionFlexibleModel, SizeRule
-from .layers import Block
+from .layers import Block, PatchEmbed
 from .registry import register_model
 
 __all__ = [
@@ -97,14 +97,16 @@ class NaViTConfig:
 def patchify(x: torch.Tensor, patch_size: int) -> torch.Tensor:
     """[B, C, H, W] -> [B, gh*gw, P*P*C] under the floor rule (right/bottom remainder ignored).
 
-    Row-major over the grid; each patch flattened as (row-in-patch, col-in-patch, channel). Sizes come from
-    the tensor's shape, so the export keeps H and W dynamic.
+    Row-major over the grid; each patch flattened as (channel, row-in-patch, col-in-patch), the layout of a
+    Conv2d weight, so ``linear(patchify(x), conv.weight.flatten(1))`` equals the stride-P convolution. Host-side
+    helper for ``pack_images``: the single-image graph uses the convolution itself, because the floor-rule crop
+    ``x[..., :gh*P]`` makes torch.export guard W == P*(W//P) (narrowing the exported range to multiples of P).
     """
     B, C, H, W = x.shape
     gh, gw = H // patch_size, W // patch_size
     x = x[:, :, : gh * patch_size, : gw * patch_size]
-    x = x.reshape(B, C, gh, patch_size, gw, patch_size).permute(0, 2, 4, 3, 5, 1)
-    return x.reshape(B, gh * gw, patch_size * patch_size * C)
+    x = x.reshape(B, C, gh, patch_size, gw, patch_size).permute(0, 2, 4, 1, 3, 5)
+    return x.reshape(B, gh * gw, C * patch_size * patch_size)
 
 
 def interp_table(table: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
@@ -138,7 +140,8 @@ class NaViT(ResolutionFlexibleModel):
         super().__init__()
         self.cfg = cfg
         P = cfg.patch_size
-        self.patch_embed = nn.Linear(P * P * 3, cfg.dim)  # on pre-patchified pixels (shared by both paths)
+        # stride-P conv (floor rule for free); the packed path applies the same weights as a linear map
+        self.patch_embed = PatchEmbed(P, 3, cfg.dim)
         self.pos_y = nn.Parameter(torch.randn(cfg.pos_len, cfg.dim) * 0.02)  # φ_y
         self.pos_x = nn.Parameter(torch.randn(cfg.pos_len, cfg.dim) * 0.02)  # φ_x
         self.blocks = nn.ModuleList(Block(cfg.dim, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth))
@@ -166,6 +169,11 @@ class NaViT(ResolutionFlexibleModel):
         pe = interp_table(self.pos_y, ry)[:, None, :] + interp_table(self.pos_x, rx)[None, :, :]
         return pe.reshape(-1, self.cfg.dim)
 
+    def embed_patches(self, patches: torch.Tensor) -> torch.Tensor:
+        """Pre-patchified pixels [..., C*P*P] -> [..., D] with the patch-embedding conv's weights."""
+        proj = self.patch_embed.proj
+        return F.linear(patches, proj.weight.flatten(1), proj.bias)
+
     # -- single-image path ----------------------------------------------------------------------------------
     def _drop_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """Training-mode token dropping for [B, n, D]: a random subset of round(n·(1−rate)) per image."""
@@ -177,9 +185,9 @@ class NaViT(ResolutionFlexibleModel):
     def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """Image batch -> transformer output tokens [B, n_kept, D] (before pooling)."""
         self.check_input(x)
-        P = self.cfg.patch_size
-        gh, gw = x.shape[-2] // P, x.shape[-1] // P
-        tokens = self.patch_embed(patchify(x, P)) + self.grid_pos_embed(gh, gw)
+        x = self.patch_embed(x)  # [B, D, gh, gw]
+        gh, gw = x.shape[-2], x.shape[-1]  # symbolic sizes from the conv output: H and W stay dynamic
+        tokens = x.flatten(2).transpose(1, 2) + self.grid_pos_embed(gh, gw)
         if self.training and self.cfg.token_drop_rate > 0:  # config, not input size: no graph branch
             tokens = self._drop_tokens(tokens)
         for block in self.blocks:
@@ -218,7 +226,7 @@ class PackedNaViT(nn.Module):
                 f"{tuple(coords.shape)}, {tuple(grid_hw.shape)}, {tuple(image_ids.shape)}, {tuple(image_valid.shape)}"
             )
         E = image_valid.shape[1]
-        x = m.patch_embed(patches) + m.pos_embed(coords[..., 0], coords[..., 1], grid_hw[..., 0], grid_hw[..., 1])
+        x = m.embed_patches(patches) + m.pos_embed(coords[..., 0], coords[..., 1], grid_hw[..., 0], grid_hw[..., 1])
         ids = image_ids
         if m.training and cfg.token_drop_rate > 0:
             ids = self._drop_ids(ids, E)
