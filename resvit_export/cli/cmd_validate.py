@@ -67,7 +67,7 @@ def _run(export_dir, onnx_file, precision, resolutions, profile_texts, overrides
 
     from resvit_export.export.record import load_reference_model, profile_from_dict
     from resvit_export.profiles import parse_profile
-    from resvit_export.validate.parity import default_tolerances, validate_onnx
+    from resvit_export.validate.parity import default_tolerances, validate_onnx, validate_packed_navit
     from resvit_export.validate.report import report_paths
 
     export_dir = Path(export_dir)
@@ -76,7 +76,8 @@ def _run(export_dir, onnx_file, precision, resolutions, profile_texts, overrides
                                    f"`resvit-export export` or `build`")
     model, record = load_reference_model(export_dir)  # InvalidArtifactError (exit 6) without export.json
     onnx_path = _pick_onnx(export_dir, onnx_file, precision)
-    if profile_texts:
+    packed = record.get("entry") == "packed"  # PackedNaViT: packings instead of a resolution matrix
+    if packed or profile_texts:
         profiles = [parse_profile(t) for t in profile_texts]
     else:
         profiles = [profile_from_dict(d) for d in record.get("profiles") or []]
@@ -95,16 +96,20 @@ def _run(export_dir, onnx_file, precision, resolutions, profile_texts, overrides
             def progress(desc, done, total):
                 bar.update(task, description=desc, completed=done, total=total)
 
-            report = validate_onnx(model, onnx_path, profiles, precision=precision, tolerances=tol,
-                                   extra_resolutions=resolutions or (), out_dir=export_dir, isolated=isolated,
-                                   input_kind=input_kind, progress=progress)
+            if packed:
+                report = validate_packed_navit(model, onnx_path, out_dir=export_dir, tolerances=tol,
+                                               precision=precision, isolated=isolated)
+            else:
+                report = validate_onnx(model, onnx_path, profiles, precision=precision, tolerances=tol,
+                                       extra_resolutions=resolutions or (), out_dir=export_dir, isolated=isolated,
+                                       input_kind=input_kind, progress=progress)
     except BaseException as err:
         code = getattr(err, "exit_code", 130 if isinstance(err, KeyboardInterrupt) else 1)
         _write_status(export_dir, {**status, "status": "FAILED", "exit_code": code,
                                    "error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"},
                       started)
         raise
-    paths = report_paths(export_dir, precision)
+    paths = report_paths(export_dir, report.precision)
     _write_status(export_dir, {**status, "status": "PASSED" if report.passed else "FAILED",
                                "exit_code": 0 if report.passed else ParityError.exit_code,
                                "error": None if report.passed else f"ParityError: {report.failure_line()}",
