@@ -305,8 +305,9 @@ def pack_images(images: Sequence[torch.Tensor], patch_size: int = 16, max_seq_le
         raise ValueError("pack_images needs at least one image")
     per_image = []
     for i, img in enumerate(images):
-        if img.dim() != 3:
-            raise InputSizeError(f"image {i} must be [C, H, W], got shape {tuple(img.shape)}")
+        if img.dim() != 3 or img.shape[0] != images[0].shape[0]:
+            raise InputSizeError(f"image {i} must be [C, H, W] with the same C as image 0, got shape "
+                                 f"{tuple(img.shape)} (image 0: {tuple(images[0].shape)})")
         gh, gw = img.shape[-2] // patch_size, img.shape[-1] // patch_size
         if gh < 1 or gw < 1:
             raise InputSizeError(f"image {i} of {img.shape[-2]}×{img.shape[-1]} px is smaller than one "
