@@ -39,13 +39,17 @@ def validate(export_dir, onnx_file, precision, resolutions, profiles, atol, rtol
 
     Writes parity.{json,md,png} (parity.PRECISION.* for fp16/int8) and, last, status.json into DIR.
     """
+    from resvit_export.validate.report import report_paths
+
     started = time.monotonic()
     report = _run(export_dir, onnx_file, precision or "fp32", resolutions, profiles,
                   dict(atol=atol, rtol=rtol, cos_min=cos_min, top1_min=top1_min), input_kind or "both", isolated,
                   started)
     if not report.passed:
         final_line(False, "validate", started, report.failure_line())
-        raise ParityError(f"{report.precision} parity FAILED: {report.failure_line()}")
+        md = report_paths(export_dir, report.precision)["md"]
+        raise ParityError(f"{report.precision} parity FAILED ({len(report.failed_cases)}/{len(report.cases)} cases); "
+                          f"per-case table in {md}")
     final_line(True, "validate", started, report.summary_line())
 
 
