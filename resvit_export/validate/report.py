@@ -1,4 +1,5 @@
-"""Parity reports: parity.json (machine), parity.md (human), parity.png (error and latency vs resolution).
+"""Parity reports: parity.json (machine), parity.md (human), parity.png (error and latency vs resolution),
+parity.junit.xml (one testcase per case × input, so CI systems list breaches; peers.md §4 item 2).
 
 Non-FP32 reports carry the precision in the name (parity.fp16.json, ...), so the FP32 proof of the same
 directory is never overwritten. Every file is written atomically (temp file + rename).
@@ -11,14 +12,16 @@ from pathlib import Path
 
 from resvit_export.io import atomic_path, write_json_atomic
 
-__all__ = ["report_paths", "write_reports", "render_markdown", "plot_parity"]
+__all__ = ["report_paths", "write_reports", "render_markdown", "render_junit", "plot_parity"]
 
 
 def report_paths(out_dir: str | os.PathLike, precision: str = "fp32") -> dict[str, Path]:
-    """{'json', 'md', 'png'} -> path for a precision."""
+    """{'json', 'md', 'png', 'junit'} -> path for a precision."""
     suffix = "" if precision == "fp32" else f".{precision}"
     out = Path(out_dir)
-    return {ext: out / f"parity{suffix}.{ext}" for ext in ("json", "md", "png")}
+    paths = {ext: out / f"parity{suffix}.{ext}" for ext in ("json", "md", "png")}
+    paths["junit"] = out / f"parity{suffix}.junit.xml"
+    return paths
 
 
 def _fmt(v: float, spec: str = ".2e") -> str:
@@ -76,6 +79,30 @@ def render_markdown(report) -> str:
     lines += ["", "## Versions", ""]
     lines += [f"- {k}: {v}" for k, v in d["versions"].items()]
     return "\n".join(lines) + "\n"
+
+
+def render_junit(report) -> str:
+    """JUnit XML: suite = the artifact, testcase = case × input; a breach is a <failure> with its reasons."""
+    import xml.etree.ElementTree as ET
+
+    failed = report.failed_cases
+    top1_fail = report.top1_agreement < report.tolerances.top1_min
+    suite = ET.Element("testsuite", name=f"resvit-export parity {report.model} {report.precision}",
+                       tests=str(len(report.cases) + 1), failures=str(len(failed) + int(top1_fail)),
+                       errors="0", time=f"{report.seconds:.3f}", timestamp=report.date)
+    for c in report.cases:
+        tc = ET.SubElement(suite, "testcase", classname=f"parity.{report.precision}.{c.input}", name=c.name,
+                           time=f"{(c.torch_ms + c.ort_ms) / 1e3:.4f}")
+        if not c.passed:
+            fl = ET.SubElement(tc, "failure", message="; ".join(c.failures), type="ParityError")
+            fl.text = (f"max-abs {c.max_abs:.3e}, cosine {c.cosine:.8f}, top-1 {c.top1:.2f}; largest error at "
+                       f"batch row {c.worst_row}, {c.output}[{', '.join(map(str, c.worst_index))}]")
+    tc = ET.SubElement(suite, "testcase", classname=f"parity.{report.precision}", name="top1-agreement-all-cases")
+    if top1_fail:
+        ET.SubElement(tc, "failure", type="ParityError",
+                      message=f"top-1 agreement {report.top1_agreement:.4f} < {report.tolerances.top1_min}")
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
 
 
 def plot_parity(report, path: str | os.PathLike) -> Path:
@@ -146,10 +173,12 @@ def plot_parity(report, path: str | os.PathLike) -> Path:
 
 
 def write_reports(report, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write parity{suffix}.json, .md and .png into ``out_dir``; returns their paths."""
+    """Write parity{suffix}.json, .md, .junit.xml and .png into ``out_dir``; returns their paths."""
     paths = report_paths(out_dir, report.precision)
     write_json_atomic(paths["json"], report.to_dict())
     with atomic_path(paths["md"]) as tmp:
         tmp.write_text(render_markdown(report), encoding="utf-8")
+    with atomic_path(paths["junit"]) as tmp:
+        tmp.write_text(render_junit(report), encoding="utf-8")
     plot_parity(report, paths["png"])
     return paths

@@ -33,7 +33,8 @@ def test_reports_written_and_parseable(tmp_path, precision, breach):
     paths = write_reports(rep, tmp_path)
     suffix = "" if precision == "fp32" else ".fp16"
     assert paths == report_paths(tmp_path, precision)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"parity{suffix}.{e}" for e in ("json", "md", "png"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"parity{suffix}.{e}"
+                                                                for e in ("json", "md", "png", "junit.xml"))
     data = json.loads(paths["json"].read_text())
     assert data["passed"] is (not breach) and len(data["cases"]) == len(rep.cases)
     assert data["tolerances"] == default_tolerances(precision).to_dict()
@@ -44,6 +45,11 @@ def test_reports_written_and_parseable(tmp_path, precision, breach):
     assert md.count("\n| ") == len(rep.cases) + 1  # header + one row per case x input
     assert "## Worst case" in md and "## Versions" in md and "onnxruntime: 1.31.1" in md
     assert ("**Breach:**" in md) is breach and ("**FAIL**" in md) is breach
+    import xml.etree.ElementTree as ET
+
+    suite = ET.parse(paths["junit"]).getroot()
+    assert suite.get("tests") == str(len(rep.cases) + 1) and suite.get("failures") == str(int(breach))
+    assert len(suite.findall("testcase/failure")) == int(breach)
     png = paths["png"].read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     import matplotlib.image
