@@ -8,6 +8,7 @@ A profile is proven over its whole range by sampling the places where exported V
     nonsquare                            opt_H×max_W and max_H×opt_W (moderate non-square, both orientations)
     offgrid                              sides that are not a multiple of the patch (the floor rule)
     batch                                batch > 1 (profile batch max, or 2) at min, opt, aspect, offgrid
+                                         (not above the opt/aspect area: near-max batches cost N² memory)
     user                                 ``--resolutions`` given by the user
 
 Every case lies inside its profile and at or above the model's minimum side. Cases are deduplicated on
@@ -150,9 +151,13 @@ def resolution_matrix(
     for prof in profiles:
         b_lo = prof.batch.min
         bigger = list(batch_sizes) if batch_sizes else [max(prof.batch.max, 2)]
-        for h, w, kind in _profile_sizes(prof, size_rule):
+        sizes = _profile_sizes(prof, size_rule)
+        # batch > 1 stays at or below the opt/aspect areas: near-max sizes at batch > 1 would multiply the
+        # eager reference's N^2 attention memory (7 GB for a ViT-S at 1792 px, batch 2) for no new coverage
+        cap = 1.25 * max(h * w for h, w, k in sizes if k in ("min", "opt", "aspect"))
+        for h, w, kind in sizes:
             add(b_lo, h, w, kind)
-            if kind in ("min", "opt", "aspect", "offgrid"):
+            if kind in ("min", "opt", "aspect", "offgrid") and h * w <= cap:
                 for b in bigger:
                     if b != b_lo:
                         add(int(b), h, w, kind)
