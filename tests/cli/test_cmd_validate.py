@@ -38,6 +38,7 @@ def _run(*args):
 
 
 def test_validate_passes(export_dir):
+    (export_dir / "status.json").write_text(json.dumps({"command": "build", "status": "PASSED"}))
     res = _run(export_dir, "--resolutions", "33x95", "--inputs", "synthetic")
     assert res.exit_code == 0, res.output
     last = res.output.strip().splitlines()[-1]
@@ -45,6 +46,7 @@ def test_validate_passes(export_dir):
     status = json.loads((export_dir / "status.json").read_text())
     assert status["command"] == "validate" and status["status"] == "PASSED" and status["exit_code"] == 0
     assert status["parity"]["passed"] is True and status["onnx"].endswith("model.onnx")
+    assert status["previous"] == {"command": "build", "status": "PASSED"}  # a build's status is kept inside
     report = json.loads((export_dir / "parity.json").read_text())
     assert any(c["name"] == "user-33x95-b1" for c in report["cases"])
     # status.json is written last
@@ -60,6 +62,7 @@ def test_validate_breach_exits_3(export_dir, tmp_path):
     assert res.output.count("Traceback") == 0
     status = json.loads((export_dir / "status.json").read_text())
     assert status["status"] == "FAILED" and status["exit_code"] == 3
+    assert status["previous"]["command"] == "build"
 
 
 def test_missing_export_json_exits_6(tmp_path, export_dir):
