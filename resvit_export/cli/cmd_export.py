@@ -91,7 +91,7 @@ def export(model_name, profiles, batch, output, opset, weights, overrides, seed,
         write_json_atomic(Path(out) / "status.json", status)
         raise
     rc = result.range_constraints
-    dims = ", ".join(f"{k} {v[0]}-{'inf' if v[1] is None else v[1]}" for k, v in rc.items() if k != "assumptions")
+    dims = ", ".join(f"{k} {v[0]}-{'inf' if v[1] is None else v[1]}" for k, v in rc.items())
     status.update({"status": "PASSED", "onnx": onnx_path.name, "onnx_sha256": result.onnx_sha256,
                    "export_seconds": round(result.seconds, 3), "range_constraints": rc,
                    "seconds": round(time.monotonic() - started, 3)})

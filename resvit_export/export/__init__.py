@@ -9,7 +9,8 @@
 from .onnx_export import (INPUT_NAME, OUTPUT_NAME, PACKED_INPUT_NAMES, ExportResult, export_onnx,
                           export_packed_navit, union_profile)
 from .range_check import DimRequest, check_export
-from .record import RECORD_NAME, build_record, load_reference_model, read_record, write_record
+from .record import (RECORD_NAME, build_record, load_reference_model, read_record, write_export_record,
+                     write_record)
 
 __all__ = [
     "INPUT_NAME",
@@ -24,6 +25,7 @@ __all__ = [
     "RECORD_NAME",
     "build_record",
     "write_record",
+    "write_export_record",
     "read_record",
     "load_reference_model",
 ]

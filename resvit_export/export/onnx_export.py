@@ -68,6 +68,7 @@ class ExportResult:
     onnx_sha256: str
     metadata: dict[str, str] = field(default_factory=dict)
     log: str = ""  # the exporter's captured output
+    assumptions: list[str] = field(default_factory=list)  # e.g. "images != 1" (torch's size-oblivious broadcast)
 
     def to_dict(self) -> dict:
         return {
@@ -78,6 +79,7 @@ class ExportResult:
             "output_names": list(self.output_names),
             "requested_ranges": self.requested,
             "range_constraints": self.range_constraints,
+            "range_assumptions": list(self.assumptions),
             "opset": self.opset,
             "seconds": round(self.seconds, 3),
         }
@@ -287,7 +289,8 @@ def _run_export(model, args: tuple, dynamic_shapes, input_names, output_names, r
         ir_model.metadata_props[key] = val
     # Range check before anything is written: a narrowed graph must never look like a finished artifact.
     try:
-        exported = check_export(onnx_program, ir_model, requests, input_names)
+        assumptions: list[str] = []
+        exported = check_export(onnx_program, ir_model, requests, input_names, assumptions)
     except RangeNarrowedError as err:
         hint = ""
         for line in text.splitlines():
@@ -309,6 +312,7 @@ def _run_export(model, args: tuple, dynamic_shapes, input_names, output_names, r
         onnx_sha256=sha256_file(out_path),
         metadata=dict(metadata),
         log=text,
+        assumptions=sorted(set(assumptions)),
     )
 
 

@@ -280,15 +280,18 @@ def rename_onnx_dims(ir_model, requests: Iterable[DimRequest], exported_names: d
             value.shape = ir.Shape(dims)
 
 
-def check_export(onnx_program, model_proto, requests: Sequence[DimRequest], input_names: Sequence[str]) -> dict:
-    """Run checks (a)-(d); return the exported ranges ``{dim: [lo, hi]}`` (plus ``"assumptions": [...]`` when
-    torch assumed a dim != 1, see :func:`check_size_guards`). Raises RangeNarrowedError."""
+def check_export(onnx_program, model_proto, requests: Sequence[DimRequest], input_names: Sequence[str],
+                 assumptions: list | None = None) -> dict:
+    """Run checks (a)-(d); return the exported ranges ``{dim: [lo, hi]}``. Raises RangeNarrowedError.
+
+    ``assumptions`` (a list, optional) receives torch's ``dim != 1`` assumptions (see :func:`check_size_guards`).
+    """
     ep = onnx_program.exported_program
     if ep is None:
         raise RangeNarrowedError("the ONNX program carries no exported program; cannot prove the dynamic ranges")
     exported = check_range_constraints(ep, requests, input_names)
-    assumptions = check_size_guards(ep, requests, input_names)
+    found = check_size_guards(ep, requests, input_names)
     check_onnx_dims(model_proto, requests)
-    if assumptions:
-        exported["assumptions"] = assumptions
+    if assumptions is not None:
+        assumptions.extend(found)
     return exported

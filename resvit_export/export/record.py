@@ -18,8 +18,8 @@ from resvit_export.errors import CheckpointError, InvalidArtifactError
 from resvit_export.io import sha256_file, write_json_atomic
 from resvit_export.profiles import BatchRange, ResolutionProfile
 
-__all__ = ["RECORD_NAME", "RECORD_SCHEMA", "build_record", "write_record", "read_record", "load_reference_model",
-           "profile_from_dict"]
+__all__ = ["RECORD_NAME", "RECORD_SCHEMA", "build_record", "write_record", "write_export_record", "read_record",
+           "load_reference_model", "profile_from_dict"]
 
 RECORD_NAME = "export.json"
 RECORD_SCHEMA = 1
@@ -57,6 +57,25 @@ def build_record(result, *, model: str, family: str, overrides: dict | None = No
 def write_record(export_dir: str | os.PathLike, record: dict) -> Path:
     """Write ``export.json`` atomically into ``export_dir``."""
     return write_json_atomic(Path(export_dir) / RECORD_NAME, record)
+
+
+def write_export_record(export_dir: str | os.PathLike, result, *, model_name: str, overrides: dict | None = None,
+                        seed: int | None = 0, weights: str | os.PathLike | None = None,
+                        profiles: Sequence[ResolutionProfile] = (), opset: int | None = None,
+                        entry: str | None = None, extra: dict | None = None) -> Path:
+    """build_record + write_record in one call (the pipeline's form); family comes from the registry.
+
+    ``opset`` is taken from ``result`` (it is what the file holds); a different value is a caller bug.
+    """
+    from resvit_export.models import get_entry
+
+    if opset is not None and opset != result.opset:
+        raise ValueError(f"write_export_record: opset {opset} differs from the exported opset {result.opset}")
+    if entry is None:
+        entry = "packed" if result.input_names and result.input_names[0] == "patches" else "image"
+    rec = build_record(result, model=model_name, family=get_entry(model_name).family, overrides=overrides,
+                       seed=seed, weights=weights, profiles=profiles, entry=entry, extra=extra)
+    return write_record(export_dir, rec)
 
 
 def read_record(export_dir: str | os.PathLike) -> dict:
