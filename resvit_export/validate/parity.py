@@ -114,7 +114,8 @@ class CaseResult:
     budget: float = 0.0  # largest fraction of a tolerance used (>1 = breach)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in d.items()}
 
 
 @dataclass
@@ -159,6 +160,8 @@ class ParityReport:
                 f"({len(self.failed_cases)} failed), top-1 agreement {self.top1_agreement:.4f}")
         if w is None:
             return head
+        if not np.isfinite(w.budget):
+            return f"{head}; worst {w.name} [{w.input}]: {w.failures[0] if w.failures else 'not comparable'}"
         return (f"{head}; worst {w.name} [{w.input}]: max-abs {w.max_abs:.3g}, cos {w.cosine:.7f}, "
                 f"{w.budget * 100:.1f}% of tolerance")
 
@@ -169,9 +172,10 @@ class ParityReport:
         bad = self.failed_cases
         if bad:
             w = max(bad, key=lambda c: (c.budget, c.max_abs))
-            where = f"batch row {w.worst_row}, {w.output}[{', '.join(map(str, w.worst_index))}]"
+            where = (f" (largest error at batch row {w.worst_row}, {w.output}[{', '.join(map(str, w.worst_index))}])"
+                     if w.worst_index else "")
             return (f"{len(bad)}/{len(self.cases)} cases breach; worst {w.name} [{w.input} input]: "
-                    f"{'; '.join(w.failures)} (largest error at {where})")
+                    f"{'; '.join(w.failures)}{where}")
         return (f"top-1 agreement {self.top1_agreement:.4f} over all cases is below --top1-min "
                 f"{self.tolerances.top1_min}")
 
@@ -391,19 +395,27 @@ def validate_onnx(
             progress(desc, done, total)
 
     inputs = [make_inputs(k, c.batch, c.h, c.w, case_seed(f"{k}:{c.name}", seed)) for c, k in jobs]
+    ort_errors: list = []  # a size ORT rejects is a failing case in the report, not an abort
     ort_out, ort_s = run_onnx_timed(onnx_path, [{in_names[0]: x} for x in inputs], isolated=isolated,
-                                    threads=threads, repeats=repeats,
+                                    threads=threads, repeats=repeats, errors=ort_errors,
                                     progress=lambda i: tick(f"onnxruntime {jobs[i][0].name} [{jobs[i][1]}]"))
+    ort_failed = dict(ort_errors)
     model = model.float().eval()
     results: list[CaseResult] = []
     rows_total = rows_agree = 0
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(threads)  # same thread count as ORT: a fair latency comparison
     try:
-        for (case, kind), x, got, o_s in zip(jobs, inputs, ort_out, ort_s):
+        for j, ((case, kind), x, got, o_s) in enumerate(zip(jobs, inputs, ort_out, ort_s)):
             ref_list, t_s = _torch_run(model, x, warmup=1, repeats=repeats)
             ref = dict(zip(out_names, ref_list))
-            m = compare_outputs(ref, got, tol)
+            if j in ort_failed:
+                nan = float("nan")
+                m = dict(output=out_names[0], max_abs=nan, mean_abs=nan, max_rel=nan, cosine=nan, top1=0.0,
+                         top1_rows=0, worst_row=0, worst_index=[], budget=float("inf"),
+                         failures=[f"ONNX Runtime cannot run this size: {ort_failed[j].split(': ', 1)[-1]}"])
+            else:
+                m = compare_outputs(ref, got, tol)
             rows_total += case.batch
             rows_agree += m["top1_rows"]
             results.append(CaseResult(

@@ -25,7 +25,7 @@ def report_paths(out_dir: str | os.PathLike, precision: str = "fp32") -> dict[st
 
 
 def _fmt(v: float, spec: str = ".2e") -> str:
-    return "-" if v is None else format(v, spec)
+    return "-" if v is None or v != v else format(v, spec)
 
 
 def render_markdown(report) -> str:
@@ -51,7 +51,9 @@ def render_markdown(report) -> str:
     if not report.passed:
         lines += [f"**Breach:** {report.failure_line()}", ""]
     w = report.worst
-    if w is not None:
+    if w is not None and not w.worst_index and w.failures:
+        lines += ["## Worst case", "", f"`{w.name}` with {w.input} input: {'; '.join(w.failures)}", ""]
+    elif w is not None:
         lines += [
             "## Worst case",
             "",
@@ -73,8 +75,8 @@ def render_markdown(report) -> str:
         result = "pass" if c.passed else "**FAIL**: " + "; ".join(c.failures)
         lines.append(
             f"| {c.name} | {c.kind} | {c.input} | {c.batch} | {c.h}×{c.w} | {c.tokens} | {_fmt(c.max_abs)} | "
-            f"{_fmt(c.mean_abs)} | {_fmt(c.max_rel)} | {c.cosine:.8f} | {c.top1:.2f} | {where} | "
-            f"{c.torch_ms:.2f} | {c.ort_ms:.2f} | {c.budget * 100:.1f}% | {result} |"
+            f"{_fmt(c.mean_abs)} | {_fmt(c.max_rel)} | {_fmt(c.cosine, '.8f')} | {c.top1:.2f} | {where} | "
+            f"{c.torch_ms:.2f} | {_fmt(c.ort_ms, '.2f')} | {_fmt(min(c.budget, 1e6) * 100, '.1f')}% | {result} |"
         )
     lines += ["", "## Versions", ""]
     lines += [f"- {k}: {v}" for k, v in d["versions"].items()]

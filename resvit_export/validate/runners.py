@@ -28,6 +28,7 @@ from resvit_export.errors import InvalidArtifactError
 __all__ = ["run_onnx", "run_onnx_timed", "onnx_io_names"]
 
 _TIMINGS_KEY = "__timings__"
+_ERRORS_KEY = "__errors__"
 _NP_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
               "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
 
@@ -57,8 +58,10 @@ def _session(onnx_path: str, threads: int):
 
 def _run_all(onnx_path: str, feeds_list: Sequence[dict], threads: int, warmup: int, repeats: int,
              phase: Callable[[str], None] = lambda s: None,
-             progress: Callable[[int], None] | None = None) -> tuple[list[dict], list[float]]:
-    """The shared body of the in-process and the child runner."""
+             progress: Callable[[int], None] | None = None,
+             errors: list | None = None) -> tuple[list[dict], list[float]]:
+    """The shared body of the in-process and the child runner. With ``errors`` (a list), a feed that fails
+    is recorded there as (index, message) and yields ``{}`` / NaN instead of raising."""
     phase("loading")
     try:
         sess = _session(onnx_path, threads)
@@ -83,9 +86,15 @@ def _run_all(onnx_path: str, feeds_list: Sequence[dict], threads: int, warmup: i
                 times.append(time.perf_counter() - t0)
         except Exception as err:  # noqa: BLE001
             shapes = ", ".join(f"{k} {'x'.join(map(str, np.shape(v)))}" for k, v in feed.items())
-            raise InvalidArtifactError(
-                f"ONNX Runtime failed running {onnx_path} on feed {idx} ({shapes}): {_first_line(err)}"
-            ) from err
+            msg = f"ONNX Runtime failed running {onnx_path} on feed {idx} ({shapes}): {_first_line(err)}"
+            if errors is None:
+                raise InvalidArtifactError(msg) from err
+            errors.append((idx, msg))
+            outputs.append({})
+            timings.append(float("nan"))
+            if progress:
+                progress(idx)
+            continue
         outputs.append(dict(zip(out_names, res)))
         timings.append(float(min(times)))  # best of N: robust to a shared, noisy CPU
         if progress:
@@ -94,13 +103,15 @@ def _run_all(onnx_path: str, feeds_list: Sequence[dict], threads: int, warmup: i
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:400] if text else type(err).__name__
+    """The error as one line (ORT puts the useful part, e.g. 'index: 2 Got: 32 Expected: 64', on line 2)."""
+    text = " ".join(ln.strip() for ln in str(err).strip().splitlines() if ln.strip())
+    return text[:400] if text else type(err).__name__
 
 
 def run_onnx_timed(onnx_path: str | os.PathLike, feeds_list: Sequence[dict], isolated: bool = False,
                    threads: int = 2, warmup: int = 1, repeats: int = 3, timeout: float | None = None,
-                   progress: Callable[[int], None] | None = None) -> tuple[list[dict], list[float]]:
+                   progress: Callable[[int], None] | None = None,
+                   errors: list | None = None) -> tuple[list[dict], list[float]]:
     """Run every feed dict through ONNX Runtime's CPU provider.
 
     Args:
@@ -112,6 +123,9 @@ def run_onnx_timed(onnx_path: str | os.PathLike, feeds_list: Sequence[dict], iso
         repeats: timed runs per feed; the minimum is reported.
         timeout: seconds for the isolated child (None: no limit).
         progress: called with the feed index after each feed (in-process: as it happens; isolated: at the end).
+        errors: when a list is given, a feed that ORT rejects (e.g. a Reshape that fails at one size) is
+            appended as (index, message) and gives ``{}`` and NaN seconds instead of raising. Load failures and
+            crashes always raise.
 
     Returns:
         (outputs, seconds): per feed ``{output_name: array}`` and the median latency in seconds.
@@ -123,8 +137,8 @@ def run_onnx_timed(onnx_path: str | os.PathLike, feeds_list: Sequence[dict], iso
     if not Path(path).is_file():
         raise InvalidArtifactError(f"ONNX file {path} does not exist; run `resvit-export export` first")
     if not isolated:
-        return _run_all(path, feeds_list, threads, warmup, repeats, progress=progress)
-    outputs, timings = _run_isolated(path, feeds_list, threads, warmup, repeats, timeout)
+        return _run_all(path, feeds_list, threads, warmup, repeats, progress=progress, errors=errors)
+    outputs, timings = _run_isolated(path, feeds_list, threads, warmup, repeats, timeout, errors)
     if progress:
         for i in range(len(outputs)):
             progress(i)
@@ -146,14 +160,17 @@ def _child_command(path: str, in_npz: Path, out_npz: Path, phase_file: Path, thr
             str(phase_file), str(threads), str(warmup), str(repeats)]
 
 
-def _run_isolated(path, feeds_list, threads, warmup, repeats, timeout):
+def _run_isolated(path, feeds_list, threads, warmup, repeats, timeout, errors=None):
     with tempfile.TemporaryDirectory(prefix="resvit-ort-") as tmp:
         tmp = Path(tmp)
         in_npz, out_npz, phase_file = tmp / "in.npz", tmp / "out.npz", tmp / "phase.txt"
         arrays = {f"{i}/{name}": np.asarray(v) for i, feed in enumerate(feeds_list) for name, v in feed.items()}
         np.savez(in_npz, **arrays)
         env = dict(os.environ, PYTHONFAULTHANDLER="0")
-        proc = subprocess.Popen(_child_command(path, in_npz, out_npz, phase_file, threads, warmup, repeats),
+        cmd = _child_command(path, in_npz, out_npz, phase_file, threads, warmup, repeats)
+        if errors is not None:
+            cmd.append("--keep-going")
+        proc = subprocess.Popen(cmd,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         try:
             _, err = proc.communicate(timeout=timeout)
@@ -167,9 +184,11 @@ def _run_isolated(path, feeds_list, threads, warmup, repeats, timeout):
         _raise_for_child(proc.returncode, err.decode(errors="replace"), path, _phase(phase_file))
         with np.load(out_npz) as data:
             timings = [float(t) for t in data[_TIMINGS_KEY]]
+            if errors is not None and _ERRORS_KEY in data.files:
+                errors.extend((int(i), str(m)) for i, m in zip(data[_ERRORS_KEY + "_idx"], data[_ERRORS_KEY]))
             outputs: list[dict] = [{} for _ in feeds_list]
             for key in data.files:
-                if key != _TIMINGS_KEY:
+                if not key.startswith("__"):
                     idx, name = key.split("/", 1)
                     outputs[int(idx)][name] = data[key]
         return outputs, timings
@@ -210,7 +229,8 @@ def _raise_for_child(returncode: int, stderr: str, path: str, phase: str) -> Non
 
 
 def _child_main(argv: list[str]) -> int:
-    path, in_npz, out_npz, phase_file, threads, warmup, repeats = argv
+    keep_going = argv[-1] == "--keep-going"
+    path, in_npz, out_npz, phase_file, threads, warmup, repeats = argv[:7]
     phase_path = Path(phase_file)
 
     def phase(text):
@@ -222,9 +242,14 @@ def _child_main(argv: list[str]) -> int:
             idx, name = key.split("/", 1)
             feeds.setdefault(int(idx), {})[name] = data[key]
     feeds_list = [feeds[i] for i in sorted(feeds)]
-    outputs, timings = _run_all(path, feeds_list, int(threads), int(warmup), int(repeats), phase=phase)
+    errors: list | None = [] if keep_going else None
+    outputs, timings = _run_all(path, feeds_list, int(threads), int(warmup), int(repeats), phase=phase,
+                                errors=errors)
     arrays = {f"{i}/{name}": v for i, out in enumerate(outputs) for name, v in out.items()}
     arrays[_TIMINGS_KEY] = np.asarray(timings, dtype=np.float64)
+    if errors:
+        arrays[_ERRORS_KEY + "_idx"] = np.asarray([i for i, _ in errors], dtype=np.int64)
+        arrays[_ERRORS_KEY] = np.asarray([m for _, m in errors])
     tmp = Path(out_npz).with_suffix(".partial.npz")
     np.savez(tmp, **arrays)
     os.replace(tmp, out_npz)
@@ -233,7 +258,7 @@ def _child_main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":  # the isolated child: python -m resvit_export.validate.runners --child ...
-    if len(sys.argv) == 9 and sys.argv[1] == "--child":
+    if len(sys.argv) in (9, 10) and sys.argv[1] == "--child":
         try:
             sys.exit(_child_main(sys.argv[2:]))
         except InvalidArtifactError as _err:

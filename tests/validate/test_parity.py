@@ -168,3 +168,27 @@ def test_packed_navit_parity(tmp_path):
     wrong = validate_packed_navit(create_model("navit_test", seed=1), onnx_path, repeats=1,
                                   packings=[([(40, 72), (64, 33)], None)])
     assert not wrong.passed and wrong.worst.worst_row in (0, 1)
+
+
+def test_sizes_onnx_runtime_rejects_are_failing_cases_not_an_abort(deit):
+    """A graph pinned to 64x64 (as a static export would be) fails every other size; the report says so."""
+    import onnx
+
+    model, good, _, d = deit
+    m = onnx.load(str(good))
+    dims = m.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_value = 64
+    dims[3].dim_value = 64
+    pinned = d / "model.pinned.onnx"
+    onnx.save(m, str(pinned))
+    report = validate_onnx(model, pinned, [parse_profile("32-96")], input_kind="gaussian", out_dir=d / "pinned",
+                           extra_resolutions="64x64")
+    assert not report.passed
+    ok = [c for c in report.cases if c.passed]
+    assert {(c.h, c.w) for c in ok} == {(64, 64)}
+    bad = report.failed_cases[0]
+    assert bad.failures[0].startswith("ONNX Runtime cannot run this size") and bad.to_dict()["max_abs"] is None
+    assert "cannot run this size" in report.summary_line()
+    data = json.loads((d / "pinned" / "parity.json").read_text())  # strict JSON (no NaN/Infinity)
+    assert data["passed"] is False
+    assert "cannot run this size" in (d / "pinned" / "parity.md").read_text()

@@ -123,3 +123,14 @@ def test_exit_status_mapping():
         _raise_for_child(1, "Traceback...\nInvalidArtifactError: boom\n", "m.onnx", "running feed 0")
     with pytest.raises(InvalidArtifactError, match=r"exit 1\) while running"):
         _raise_for_child(1, "MemoryError\n", "m.onnx", "running feed 0")
+
+
+@pytest.mark.parametrize("isolated", [False, True])
+def test_keep_going_records_a_failing_feed(small_onnx, isolated):
+    feeds = [{"x": np.ones((1, 64), np.float32)}, {"x": np.ones((2, 63), np.float32)},
+             {"x": np.ones((3, 64), np.float32)}]
+    errors: list = []
+    out, secs = run_onnx_timed(small_onnx, feeds, isolated=isolated, repeats=1, errors=errors)
+    assert [i for i, _ in errors] == [1] and "feed 1 (x 2x63)" in errors[0][1]
+    assert out[1] == {} and np.isnan(secs[1])
+    assert out[0]["y"].shape == (1, 10) and out[2]["y"].shape == (3, 10)
