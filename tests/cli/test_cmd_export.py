@@ -121,3 +121,20 @@ def test_mismatched_weights_exit_6(weights, tmp_path):
     res = _run("deit_test", "--profile", "64-128", "--set", "dim=64", "--weights", weights, "-o", out)
     assert res.exit_code == 6, res.output
     assert "CheckpointError" in res.output and not out.exists()
+
+
+def test_export_failure_exit_4_and_failed_status(monkeypatch, tmp_path):
+    import resvit_export.export as export_pkg
+    from resvit_export.errors import RangeNarrowedError
+
+    def narrowed(*a, **k):
+        raise RangeNarrowedError("dim 'height' was narrowed by the exporter: requested [64, 128], exported [65, 67]")
+
+    monkeypatch.setattr(export_pkg, "export_onnx", narrowed)
+    out = tmp_path / "o"
+    res = _run("deit_test", "--profile", "64-128", "-o", out)
+    assert res.exit_code == 4, res.output
+    assert "RangeNarrowedError" in res.output and "requested [64, 128]" in res.output
+    assert sorted(p.name for p in out.iterdir()) == ["status.json"]  # no model.onnx / export.json
+    status = json.loads((out / "status.json").read_text())
+    assert status["status"] == "FAILED" and "narrowed" in status["error"]
