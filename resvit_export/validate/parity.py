@@ -277,8 +277,15 @@ def compare_outputs(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], tol:
         if not (cos >= tol.cos_min):
             failures.append(f"cosine {cos:.7f} < cos-min {tol.cos_min}")
         budgets = []
-        if tol.atol:
-            budgets.append(float(st.max_absdiff) / tol.atol)
+        if tol.atol is not None or tol.rtol is not None:
+            # per element the smaller of |diff|/atol and rel/rtol (the rule above), worst element wins
+            with np.errstate(divide="ignore", invalid="ignore"):
+                use = diff / tol.atol if tol.atol else np.full(diff.shape, np.inf)
+                if tol.rtol:
+                    use = np.minimum(use, diff / (np.abs(r) * tol.rtol))
+            use = np.where(diff == 0, 0.0, use)
+            if np.isfinite(use).any():
+                budgets.append(float(np.nanmax(np.where(np.isfinite(use), use, np.nan))))
         if tol.cos_min < 1.0:
             budgets.append((1.0 - cos) / (1.0 - tol.cos_min))
         budget = max(budgets) if budgets else 0.0
