@@ -195,7 +195,7 @@ def _step_export(opts, out, state):
                         weights=opts.weights, profiles=opts.profiles, opset=opts.opset)
     state["export"] = result
     state["deploy_onnx"] = out / "model.onnx"
-    dims = ", ".join(f"{k} {v[0]}..{v[1]}" for k, v in result.range_constraints.items())
+    dims = ", ".join(f"{k} {v[0]}..{'inf' if v[1] is None else v[1]}" for k, v in result.range_constraints.items())
     return "PASSED", f"{result.seconds:.1f}s; dynamic dims kept: {dims}", ["model.onnx", "export.json"]
 
 
@@ -206,11 +206,16 @@ def _step_rewrite(opts, out, state):
         shutil.copyfile(out / "model.onnx", out / "model.rewritten.onnx")
         state["deploy_onnx"] = out / "model.rewritten.onnx"
         return "SKIPPED", "--no-rewrite: graph copied unchanged", ["model.rewritten.onnx"]
-    ctx = RewriteContext.for_model(state["model"], opts.profiles, targets=opts.targets)
+    ctx = RewriteContext(opts.profiles, patch_size=state["model"].size_rule.patch_size, target=opts.targets[0],
+                         seed=opts.seed)
     report = apply_rewrites(out / "model.onnx", out / "model.rewritten.onnx", ctx, only=opts.only_passes)
     write_json_atomic(out / "rewrite.json", report.to_dict())
     state["deploy_onnx"] = out / "model.rewritten.onnx"
-    return "PASSED", report.summary(), ["model.rewritten.onnx", "rewrite.json"]
+    changed = [p.name for p in report.passes if not p.skipped and p.changes]
+    flags = f"; {len(report.flags)} flag(s): {report.flags[0]}" if report.flags else ""
+    detail = (f"{report.nodes_before}->{report.nodes_after} nodes, changed by {', '.join(changed) or 'no pass'}, "
+              f"outputs proven unchanged at {len(ctx.check_shapes)} shapes{flags}")
+    return "PASSED", detail, ["model.rewritten.onnx", "rewrite.json"]
 
 
 def _step_lint(opts, out, state):
@@ -222,16 +227,17 @@ def _step_lint(opts, out, state):
     warnings = sum(len(r.warnings) for r in reports.values())
     if errors:
         t, f = errors[0]
-        raise LintError(f"{len(errors)} lint error(s) for {', '.join(opts.targets)}; first ({t}): {f} "
-                        f"(full list in {out / 'lint.json'})")
+        raise LintError(f"{len(errors)} lint error(s) for {', '.join(opts.targets)}; first ({t}): {f.rule_id} at "
+                        f"node {f.node} ({f.op}): {f.message}. Fix: {f.fix} (all findings: {out / 'lint.json'})")
     return "PASSED", f"targets {', '.join(opts.targets)}: 0 errors, {warnings} warnings", ["lint.json"]
 
 
 def _step_validate(opts, out, state, precision, onnx_path):
-    from .validate.parity import validate_onnx
+    from .validate.parity import default_tolerances, validate_onnx
 
-    report = validate_onnx(state["model"], onnx_path, opts.profiles, precision=precision,
-                           tolerances=opts.tolerances, extra_resolutions=opts.extra_resolutions,
+    tolerances = default_tolerances(precision).with_overrides(**opts.tolerances) if opts.tolerances else None
+    report = validate_onnx(state["model"], onnx_path, opts.profiles, precision=precision, tolerances=tolerances,
+                           seed=opts.seed, extra_resolutions=opts.extra_resolutions,
                            out_dir=out, isolated=precision != "fp32")
     suffix = "" if precision == "fp32" else f".{precision}"
     state.setdefault("parity", {})[precision] = report.summary_dict()
