@@ -29,7 +29,8 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
-        if tmp.exists():  # mkstemp creates 0600; artifacts get the usual umask-based mode
+        # mkstemp creates 0600; give artifacts the usual umask-based mode unless the caller set one (e.g. +x).
+        if tmp.exists() and (tmp.stat().st_mode & 0o777) == 0o600:
             os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, final)
     finally:

@@ -241,7 +241,7 @@ def _step_validate(opts, out, state, precision, onnx_path):
                            out_dir=out, isolated=precision != "fp32")
     suffix = "" if precision == "fp32" else f".{precision}"
     state.setdefault("parity", {})[precision] = report.summary_dict()
-    files = [f"parity{suffix}.json", f"parity{suffix}.md", f"parity{suffix}.png"]
+    files = [f"parity{suffix}.{ext}" for ext in ("json", "md", "png", "junit.xml")]
     if not report.passed:
         raise ParityError(f"{precision} parity FAILED: {report.failure_line()} (see {out / files[1]})")
     return "PASSED", report.summary_line(), files

@@ -83,12 +83,14 @@ def _bypass(graph, node) -> bool:
 # 1 ------------------------------------------------------------------------------------------------------------
 def fold_constants(graph, ctx) -> PassResult:
     """Fold constant subgraphs with ONNX Runtime (gs ``fold_constants``), then cleanup + toposort."""
+    _gs()  # sets graphsurgeon's logger to ERROR before it folds
     res = PassResult("fold_constants")
     before = len(graph.nodes)
     if getattr(graph, "ir_version", None) is None:
         # WAR: gs exports with onnx's newest IR version when the graph has none, which ORT may refuse (IR 14 > 13).
         graph.ir_version = 10
-    graph.fold_constants(error_ok=True).cleanup().toposort()
+    # Outputs over 1 MiB stay computed: folding them would bloat the file; TensorRT folds them at build time.
+    graph.fold_constants(error_ok=True, size_threshold=1 << 20).cleanup().toposort()
     if len(graph.nodes) != before:
         res.changes.append(f"folded/removed {before - len(graph.nodes)} node(s)")
     return res
