@@ -1,0 +1,115 @@
+"""`resvit-export build` end to end through click's runner, on a machine without TensorRT."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from resvit_export.cli.main import cli
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def _build(args):
+    return CliRunner().invoke(cli, ["build", *args], catch_exceptions=False)
+
+
+def _status(out_dir):
+    return json.loads((out_dir / "status.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def fp32_build(tmp_path_factory):
+    out = tmp_path_factory.mktemp("build") / "deit"
+    result = _build(["deit_test", "--profile", "224-448", "--resolutions", "240x416", "-o", str(out)])
+    return result, out
+
+
+def test_build_passes_with_engine_deferred(fp32_build):
+    result, out = fp32_build
+    assert result.exit_code == 0, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("PASSED |") and "deferred: engine" in last
+    status = _status(out)
+    assert status["status"] == "PASSED" and status["engine"] == "DEFERRED"
+    steps = {s["name"]: s for s in status["steps"]}
+    assert [s["name"] for s in status["steps"]] == ["model", "export", "rewrite", "lint", "validate", "plan",
+                                                     "engine", "manifest"]
+    assert "TensorRT is not installed" in steps["engine"]["detail"]
+    for name in ("model.onnx", "model.rewritten.onnx", "export.json", "rewrite.json", "lint.json", "parity.json",
+                 "parity.md", "parity.png", "plan.json", "trtexec.sh", "manifest.json"):
+        assert (out / name).is_file(), name
+    parity = json.loads((out / "parity.json").read_text())
+    assert parity["passed"] is True
+    sizes = {(c["h"], c["w"]) for c in parity["cases"]}
+    assert {(224, 224), (448, 448), (240, 416), (224, 448), (448, 224)} <= sizes  # min, max, user, both aspects
+    assert any(c["h"] % 16 or c["w"] % 16 for c in parity["cases"])  # off the patch grid
+    assert any(c["batch"] > 1 for c in parity["cases"])
+    # the rewrite dropped the DeiT pos-embed antialias (exact: the profile only upsamples the 14x14 table)
+    rewrite = json.loads((out / "rewrite.json").read_text())
+    assert any(p["name"] == "resize_antialias" and p["changes"] for p in rewrite["passes"])
+
+
+def test_build_refuses_non_empty_output(fp32_build):
+    _, out = fp32_build
+    before = sorted(p.name for p in out.iterdir())
+    result = _build(["deit_test", "--profile", "224-448", "-o", str(out)])
+    assert result.exit_code == 9 and "--force" in result.output
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_build_fails_lint_when_antialias_cannot_be_dropped(tmp_path):
+    # Below 224 px the DeiT pos-embed resize downsamples: dropping antialias would change outputs, so the
+    # rewrite keeps it and the TensorRT lint must fail the build (exit 5) with a FAILED status.json.
+    out = tmp_path / "b"
+    result = _build(["deit_test", "--profile", "64-256", "-o", str(out)])
+    assert result.exit_code == 5, result.output
+    assert "TRT001" in result.output
+    status = _status(out)
+    assert status["status"] == "FAILED" and status["steps"][-1]["name"] == "lint"
+    assert not (out / "manifest.json").exists()
+
+
+def test_build_no_rewrite_and_only(tmp_path):
+    out = tmp_path / "b"
+    result = _build(["rivit_test", "--profile", "64-128", "--no-rewrite", "--engine", "skip", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    steps = {s["name"]: s["status"] for s in _status(out)["steps"]}
+    assert steps["rewrite"] == "SKIPPED" and steps["engine"] == "SKIPPED"
+    out2 = tmp_path / "c"
+    result = _build(["rivit_test", "--profile", "64-128", "--only", "fold_constants", "-o", str(out2)])
+    assert result.exit_code == 0, result.output
+    passes = json.loads((out2 / "rewrite.json").read_text())["passes"]
+    assert [p["name"] for p in passes if not p["skipped"]] == ["fold_constants"]
+    result = _build(["rivit_test", "--profile", "64-128", "--only", "no_such_pass", "-o", str(tmp_path / "d")])
+    assert result.exit_code == 2 and "no_such_pass" in result.output
+
+
+def test_build_fp16_validates_the_fp16_graph(tmp_path):
+    out = tmp_path / "b"
+    result = _build(["deit_test", "--profile", "224-320", "--fp16", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    names = [s["name"] for s in _status(out)["steps"]]
+    assert "precision-fp16" in names and "validate-fp16" in names
+    assert json.loads((out / "parity.fp16.json").read_text())["passed"] is True
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["precision"]["mode"] == "fp16" and "node_layer_norm" in manifest["precision"]["fp32_nodes"]
+
+
+@pytest.mark.parametrize("args,code,needle", [
+    (["--profile", "1792-224"], 2, "inverted"),
+    (["--profile", "abc"], 2, "accepted --profile forms"),
+    (["--profile", "16-224"], 2, "minimum"),
+    (["--fp16", "--int8"], 2, "conflict"),
+    (["--int8"], 2, "calibration"),
+    (["--set", "detph=1"], 2, "no config field"),
+])
+def test_build_usage_errors(tmp_path, args, code, needle):
+    result = _build(["deit_test", *args, "-o", str(tmp_path / "b")])
+    assert result.exit_code == code, result.output
+    assert needle in result.output.lower() or needle in result.output
+
+
+def test_unknown_model_lists_names(tmp_path):
+    result = _build(["vitarr_s", "-o", str(tmp_path / "b")])
+    assert result.exit_code == 2 and "vitar_s" in result.output
