@@ -64,7 +64,7 @@ def bench_model(name: str, sizes: list[int], reps: int, threads: int, budget_s: 
     t0 = time.perf_counter()
     export_onnx(model, raw, profile)
     export_s = time.perf_counter() - t0
-    apply_rewrites(raw, rewritten, RewriteContext.for_model(model, [profile]))
+    apply_rewrites(raw, rewritten, RewriteContext([profile], patch_size=model.size_rule.patch_size))
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
