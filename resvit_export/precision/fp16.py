@@ -34,6 +34,7 @@ from .policy import DEFAULT_FP32_OPS, PrecisionPolicy, resolve_keep_fp32
 
 __all__ = [
     "PrecisionResult",
+    "check_drift",
     "make_fp16_onnx",
     "run_isolated",
     "compare_outputs",
@@ -283,6 +284,15 @@ def static_batch(model) -> int | None:
     return None
 
 
+def check_drift(parity: list[dict], cosine_min: float, label: str, hint: str) -> None:
+    """Raise ParityError when the worst size's cosine vs the FP32 graph is below ``cosine_min`` (NaN counts as worst)."""
+    worst = min(parity, key=lambda r: r["cosine"] if r["cosine"] == r["cosine"] else -1.0)
+    if not worst["cosine"] >= cosine_min:
+        raise ParityError(
+            f"{label} graph drifts from FP32 at {worst['h']}x{worst['w']}: cosine {worst['cosine']:.6f} < "
+            f"{cosine_min} (top-1 agreement {worst['top1_agree']:.2f}); {hint}")
+
+
 def verify_against_reference(ref_onnx: str | os.PathLike, onnx_path: str | os.PathLike,
                              sizes: Iterable[tuple[int, int]] = DEFAULT_VERIFY_SIZES, batch: int = 2,
                              seed: int = 0) -> list[dict]:
@@ -384,12 +394,7 @@ def make_fp16_onnx(src: str | os.PathLike, dst: str | os.PathLike, keep_fp32: st
         staged = save_model_atomic(m16, Path(tmp) / dst.name)
         if verify:
             parity = verify_against_reference(src, staged, verify_sizes)
-            worst = min(parity, key=lambda r: r["cosine"] if r["cosine"] == r["cosine"] else -1.0)
-            if not worst["cosine"] >= cosine_min:
-                raise ParityError(
-                    f"FP16 graph drifts from FP32 at {worst['h']}x{worst['w']}: cosine {worst['cosine']:.6f} < "
-                    f"{cosine_min} (top-1 agreement {worst['top1_agree']:.2f}); keep more nodes in FP32 with "
-                    f"--keep-fp32 NAME|OP")
+            check_drift(parity, cosine_min, "FP16", "keep more nodes in FP32 with --keep-fp32 NAME|OP")
         final = save_model_atomic(m16, dst)
     result = PrecisionResult(str(final), "fp16", keep_nodes, sorted(set(policy.keep_ops) | set(policy.extra_ops)),
                              node_counts, sha256_file(final), sha256_file(src), parity,

@@ -22,11 +22,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from resvit_export.errors import GraphRewriteError, ParityError, UsageError
+from resvit_export.errors import GraphRewriteError, UsageError
 from resvit_export.io import sha256_file
 
 from .calibration import NO_DATA_HINT, CalibrationSet, compute_ranges
-from .fp16 import DEFAULT_VERIFY_SIZES, PrecisionResult, _load, save_model_atomic, toposort, verify_against_reference
+from .fp16 import (DEFAULT_VERIFY_SIZES, PrecisionResult, _load, check_drift, save_model_atomic, toposort,
+                   verify_against_reference)
 from .policy import INT8_OP_TYPES, resolve_keep_fp32
 
 __all__ = ["make_int8_onnx", "INT8_COSINE_MIN", "qdq_summary"]
@@ -130,12 +131,8 @@ def make_int8_onnx(src: str | os.PathLike, dst: str | os.PathLike, calibration: 
         parity: list[dict] = []
         if verify:
             parity = verify_against_reference(src, staged, verify_sizes)
-            worst = min(parity, key=lambda r: r["cosine"] if r["cosine"] == r["cosine"] else -1.0)
-            if not worst["cosine"] >= cosine_min:
-                raise ParityError(
-                    f"INT8 graph drifts from FP32 at {worst['h']}x{worst['w']}: cosine {worst['cosine']:.5f} < "
-                    f"{cosine_min} (top-1 agreement {worst['top1_agree']:.2f}); try --calib-method percentile, "
-                    f"more/real calibration images, or --keep-fp32 NODE for sensitive layers")
+            check_drift(parity, cosine_min, "INT8", "try --calib-method percentile, more/real calibration "
+                        "images, or --keep-fp32 NODE for sensitive layers")
         final = save_model_atomic(q, dst)
     counts = Counter(n.op_type for n in q.graph.node)
     node_counts = {"before": len(model.graph.node), "after": len(q.graph.node),

@@ -1,6 +1,5 @@
 """RIViT: export-safe adaptive pooling, 256 tokens at every size, training sanity, one ONNX export."""
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -108,42 +107,13 @@ def test_min_size_error(model):
 # ---------------------------------------------------------------------------------------------------------------
 # One dynamic-shape ONNX export, checked against eager in ONNX Runtime.
 
-RANGES = {0: (1, 8), 2: (32, 4096), 3: (32, 4096)}
-
-
 @pytest.fixture(scope="module")
-def onnx_export(model, tmp_path_factory):
-    pytest.importorskip("onnxruntime")
-    from torch.export import Dim
-
-    program = torch.onnx.export(
-        model, (torch.randn(2, 3, 448, 448),), dynamo=True, opset_version=18, verbose=False,
-        dynamic_shapes={"x": {0: Dim("batch", min=1, max=8), 2: Dim("height", min=32, max=4096),
-                              3: Dim("width", min=32, max=4096)}},
-    )
+def onnx_export(model, export_check, tmp_path_factory):
     path = tmp_path_factory.mktemp("onnx") / "rivit_test.onnx"
-    program.save(str(path))
-    return program, path
+    return export_check.export(model, path), path
 
 
-def test_onnx_export_matches_eager_over_the_range(model, onnx_export):
-    import onnxruntime as ort
-
+def test_onnx_export_matches_eager_over_the_range(model, onnx_export, export_check):
     program, path = onnx_export
-    ep = program.exported_program
-    (name,) = ep.graph_signature.user_inputs
-    node = next(n for n in ep.graph.nodes if n.name == name)
-    for axis, (lo, hi) in RANGES.items():
-        dim = node.meta["val"].shape[axis]
-        assert isinstance(dim, torch.SymInt), f"axis {axis} was specialized to {dim}"
-        vr = ep.range_constraints[dim.node.expr]
-        assert (int(vr.lower), int(vr.upper)) == (lo, hi), f"axis {axis} narrowed to {vr}"
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    shape = sess.get_inputs()[0].shape
-    assert all(isinstance(shape[i], str) for i in (0, 2, 3)), f"ONNX input is not dynamic: {shape}"
-    for h, w in ORT_SIZES:
-        x = torch.randn(1 if h >= 1792 else 2, 3, h, w)
-        with torch.no_grad():
-            ref = model(x).numpy()
-        out = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
-        assert np.abs(out - ref).max() < 1e-4, (h, w)
+    export_check.ranges_kept(program)
+    export_check.ort_matches(model, path, ORT_SIZES)
