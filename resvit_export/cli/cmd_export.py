@@ -64,6 +64,10 @@ def export(model_name, profiles, batch, output, opset, weights, overrides, seed,
     if packed and entry.family != "navit":
         raise UsageError(f"--packed is only for NaViT models; {model_name} is a {entry.family} model")
     override_map = parse_overrides(overrides)
+    if not packed:  # the ATM stage count follows the profile (see pipeline.deployment_overrides)
+        from resvit_export.pipeline import deployment_overrides
+
+        override_map = deployment_overrides(model_name, parsed, override_map)
     model = create_model(model_name, seed=seed, **override_map)
     for prof in parsed:
         prof.check_against(model.size_rule)

@@ -113,3 +113,22 @@ def test_build_usage_errors(tmp_path, args, code, needle):
 def test_unknown_model_lists_names(tmp_path):
     result = _build(["vitarr_s", "-o", str(tmp_path / "b")])
     assert result.exit_code == 2 and "vitar_s" in result.output
+
+
+def test_deployment_overrides_fit_vitar_to_the_profile():
+    import torch
+
+    from resvit_export.models import create_model
+    from resvit_export.pipeline import deployment_overrides
+    from resvit_export.profiles import parse_profile
+
+    profiles = [parse_profile("224-512"), parse_profile("224x320-448x640")]
+    assert deployment_overrides("vitar_test", profiles, {}) == {"max_side": 640}
+    assert deployment_overrides("vitar_test", profiles, {"max_side": 4096}) == {"max_side": 4096}  # user wins
+    assert deployment_overrides("vitar_test", [parse_profile("224-8192")], {}) == {"max_side": 4096}  # never raised
+    full, fitted = create_model("vitar_test"), create_model("vitar_test", max_side=640)
+    assert len(fitted.merge_trace(torch.zeros(1, 3, 640, 640))) < len(full.merge_trace(torch.zeros(1, 3, 640, 640)))
+    with torch.no_grad():
+        for hw in ((224, 224), (640, 448), (97, 601)):
+            x = torch.randn(2, 3, *hw)
+            assert torch.equal(full(x), fitted(x))  # the dropped stages were exact identities
