@@ -104,7 +104,8 @@ def build(model, profiles, batch, out_dir, precision, fp16_flag, int8_flag, keep
         try:
             result = run_build(opts, notify=notify)
         except Exception:
-            final_line(False, "build", started, f"see {opts.out_dir / 'status.json'}")
+            status_file = opts.out_dir / "status.json"
+            final_line(False, "build", started, f"see {status_file}" if status_file.is_file() else "")
             raise
     deferred = [s.name for s in result.steps if s.status == "DEFERRED"]
     detail = f"{opts.out_dir}" + (f"; deferred: {', '.join(deferred)}" if deferred else "")
