@@ -120,7 +120,10 @@ def captured_output(verbose: bool = False) -> Iterator[io.StringIO]:
         for h in lg.handlers:
             if type(h) is logging.StreamHandler or (isinstance(h, logging.StreamHandler)
                                                     and not isinstance(h, logging.FileHandler)):
-                swapped.append((h, h.setStream(py_buf)))
+                # Save the stream itself: setStream() returns None when unchanged, and handlers that
+                # override it (pytest 9.2's LogCaptureHandler) need not return the old stream at all.
+                swapped.append((h, h.stream))
+                h.setStream(py_buf)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -133,6 +136,8 @@ def captured_output(verbose: bool = False) -> Iterator[io.StringIO]:
         for h, old_stream in swapped:
             with contextlib.suppress(Exception):
                 h.setStream(old_stream)
+            if h.stream is not old_stream:
+                h.stream = old_stream
         sys.stdout, sys.stderr = old_out, old_err
         for fd, saved in reversed(saved_fds):
             with contextlib.suppress(Exception):
