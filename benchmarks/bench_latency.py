@@ -24,6 +24,7 @@ import torch
 from resvit_export.export.onnx_export import export_onnx
 from resvit_export.graph.rewrite import RewriteContext, apply_rewrites
 from resvit_export.models import create_model
+from resvit_export.pipeline import deployment_overrides
 from resvit_export.profiles import parse_profile
 
 DEFAULT_MODELS = ["vitar_s", "resformer_s", "navit_s", "rivit", "deit_s"]
@@ -56,8 +57,9 @@ def bench_model(name: str, sizes: list[int], reps: int, threads: int, budget_s: 
     import onnxruntime as ort
 
     torch.set_num_threads(threads)
-    model = create_model(name)
     profile = parse_profile(f"{min(sizes)}-{max(sizes)}")
+    # the model `build` would deploy for this profile (ViTAR's ATM stage count fitted to the profile)
+    model = create_model(name, **deployment_overrides(name, [profile], {}))
     raw = workdir / f"{name}.onnx"
     rewritten = workdir / f"{name}.rewritten.onnx"
     t0 = time.perf_counter()
