@@ -1,21 +1,42 @@
 PY ?= python3
 PYTEST_ARGS ?=
+LOCK := constraints.txt
 
-.PHONY: install test test-all demo bench lint-imports clean
+.PHONY: install test test-random test-all test-latest lock demo bench clean
 
 # torch first, pinned to the CPU wheel: a bare `torch` requirement would pull the multi-GB CUDA build.
+# Everything else comes from the lock, so the suite's verdict does not depend on the day of the install.
 install:
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -c $(LOCK) torch==2.13.0
+	$(PY) -m pip install -q -c $(LOCK) -e ".[dev]"
 
-# The suite CI runs: everything except tests marked slow/gpu/trt (those skip with their reason anyway).
+# The suite CI runs: everything except tests marked slow (gpu/trt tests skip with their reason).
+# Fixed order here; `make test-random` shuffles it (pytest-randomly) to catch order dependence.
 test:
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -p no:randomly -m "not slow" $(PYTEST_ARGS)
+
+test-random:
+	$(PY) -m pytest -p randomly -m "not slow" $(PYTEST_ARGS)
 
 test-all:
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -p no:randomly $(PYTEST_ARGS)
 
-# The design-card command on the default model, CPU + ONNX Runtime.
+# The newest releases pyproject.toml allows, in a throwaway venv: drift is seen here, not suffered in CI.
+test-latest:
+	rm -rf .venv-latest && $(PY) -m venv .venv-latest
+	.venv-latest/bin/pip install -q torch==2.13.0
+	.venv-latest/bin/pip install -q --upgrade -e ".[dev]"
+	.venv-latest/bin/python -m pytest -p no:randomly -m "not slow" $(PYTEST_ARGS)
+
+# Re-freeze the lock from a fresh venv with the newest allowed releases (then run `make install test`).
+lock:
+	rm -rf .venv-lock && $(PY) -m venv .venv-lock
+	.venv-lock/bin/pip install -q torch==2.13.0
+	.venv-lock/bin/pip install -q ".[dev]"
+	{ sed -n '1,/^[^#]/{/^#/p}' $(LOCK); .venv-lock/bin/pip freeze --exclude resvit-export; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK) && rm -rf .venv-lock
+
+# The README's main command on the default model, CPU + ONNX Runtime.
 demo:
 	resvit-export build --profile 224-1792 -o out/demo --force
 
@@ -24,4 +45,4 @@ bench:
 	$(PY) benchmarks/bench_build.py
 
 clean:
-	rm -rf out build *.egg-info .pytest_cache
+	rm -rf out build *.egg-info .pytest_cache .venv-latest .venv-lock
