@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -24,14 +23,10 @@ def save_weights(model: torch.nn.Module, path: str | os.PathLike) -> Path:
     if dataclasses.is_dataclass(getattr(model, "cfg", None)):
         meta["config"] = json.dumps(dataclasses.asdict(model.cfg))
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    from resvit_export.io import atomic_path  # one atomic writer: temp + rename, umask permissions
+
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
     return path
 
 

@@ -109,7 +109,7 @@ TARGETS: dict[str, TrtTarget] = {
                        "('Maximum opset 25')"),
 }
 TARGET_NAMES = tuple(TARGETS)
-DEFAULT_TARGET = "trt10"
+DEFAULT_TARGET = "jetpack6"  # JetPack 6 (TensorRT 10.3) is what most Orin boards run; build and lint share it
 
 
 def get_target(name: str) -> TrtTarget:
