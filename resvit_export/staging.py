@@ -33,7 +33,8 @@ def _sibling(target: Path, kind: str) -> str:
 
 @contextlib.contextmanager
 def output_lock(target: str | os.PathLike) -> Iterator[Path]:
-    """Hold the exclusive lock of output directory ``target``; refuse at once if another run holds it."""
+    """Hold the exclusive lock of output directory ``target``; refuse at once if another run holds it.
+    Whoever gets the lock first cleans up after a killed run (:func:`recover_interrupted`)."""
     import fcntl
 
     target = Path(target).absolute()
@@ -46,6 +47,7 @@ def output_lock(target: str | os.PathLike) -> Iterator[Path]:
         except BlockingIOError:
             raise OutputLockedError(f"another resvit-export run is writing {target} (it holds {lock_path}); "
                                     "wait for it to finish or choose another -o") from None
+        recover_interrupted(target)
         yield lock_path
     finally:
         os.close(fd)  # closing releases the flock; the lock file stays (deleting it would race other runs)
@@ -129,7 +131,6 @@ def staged_output(target: str | os.PathLike, force: bool = False) -> Iterator[St
         raise OutputDirError(f"output directory {target} is a file-system root; choose another -o")
     check_output_dir(target, force)
     with output_lock(target):
-        recover_interrupted(target)
         check_output_dir(target, force)  # again under the lock: recovery may have put an output back
         stage = StagedOutput(target)
         try:
