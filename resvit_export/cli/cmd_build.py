@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from .common import final_line, handle_errors
-from .options import (ResolutionsType, calibration_options, compose, device_options, force_option, model_options,
+from .options import (RESOLUTIONS, calibration_options, compose, device_options, force_option, model_options,
                       passes_option, profile_options, target_option, tolerance_options, tolerance_overrides,
                       with_batch)
 
@@ -29,7 +29,7 @@ _DEFAULT_OUT = "resvit-build"
 @click.option("--opset", type=click.IntRange(17, 23), default=18, show_default=True)
 @click.option("--no-rewrite", is_flag=True, help="Skip graph rewriting (debugging).")
 @passes_option
-@click.option("--resolutions", type=ResolutionsType(), default=None,
+@click.option("--resolutions", type=RESOLUTIONS, default=None,
               help="Extra resolutions for the parity matrix (inside a profile).")
 @compose(tolerance_options, device_options, calibration_options)
 @click.option("--engine", type=click.Choice(["auto", "skip"]), default="auto", show_default=True,

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from .common import final_line, handle_errors
-from .options import SEED_MAX, ResolutionsType, allow_unverified_option, calibration_options
+from .options import SEED_MAX, RESOLUTIONS, allow_unverified_option, calibration_options
 
 from resvit_export.precision.workflow import DEFAULT_RESOLUTIONS
 
@@ -16,7 +16,7 @@ from resvit_export.precision.workflow import DEFAULT_RESOLUTIONS
 @click.command()
 @click.argument("target", metavar="DIR_OR_ONNX", type=click.Path(path_type=Path))
 @calibration_options
-@click.option("--calib-resolutions", type=ResolutionsType(), default=None, metavar="S[,HxW...]",
+@click.option("--calib-resolutions", type=RESOLUTIONS, default=None, metavar="S[,HxW...]",
               help=f"Resolutions to calibrate at  [default: the profile's min,opt,max from export.json, "
                    f"else {DEFAULT_RESOLUTIONS}]")
 @click.option("--calib-batch", type=click.IntRange(1, 256), default=4, show_default=True,

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from .common import final_line, handle_errors
-from .options import ProfileType, ResolutionsType, allow_unverified_option, compose, tolerance_options, \
+from .options import PROFILE, RESOLUTIONS, allow_unverified_option, compose, tolerance_options, \
     tolerance_overrides
 
 
@@ -19,9 +19,9 @@ from .options import ProfileType, ResolutionsType, allow_unverified_option, comp
                    "DIR/model.PRECISION.onnx for --precision fp16/int8).")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True,
               help="Selects default tolerances and report names (parity.fp16.*).")
-@click.option("--resolutions", type=ResolutionsType(), default=None,
+@click.option("--resolutions", type=RESOLUTIONS, default=None,
               help="Extra sizes to check, e.g. 320x1024,97x301 (must lie inside the profile).")
-@click.option("--profile", "profiles", multiple=True, type=ProfileType(),
+@click.option("--profile", "profiles", multiple=True, type=PROFILE,
               help="Validate over this profile instead of the one(s) in export.json (repeatable).")
 @compose(tolerance_options)
 @click.option("--inputs", "input_kind", type=click.Choice(["both", "gaussian", "synthetic"]), default="both",

@@ -25,7 +25,7 @@ from resvit_export.trt.devices import DEVICE_PRESETS, parse_memory_size
 
 __all__ = [
     "DEFAULT_PROFILE", "DEFAULT_PRECISION", "DEFAULT_TARGET", "SEED_MAX", "CALIB_METHODS",
-    "ProfileType", "BatchType", "ResolutionsType", "MemorySizeType", "OverrideType",
+    "LibraryParam", "PROFILE", "BATCH", "RESOLUTIONS", "MEMORY_SIZE", "OverrideType",
     "profile_options", "model_options", "precision_option", "target_option", "device_options",
     "tolerance_options", "calibration_options", "force_option", "allow_unverified_option", "compose",
 ]
@@ -36,38 +36,27 @@ SEED_MAX = 2**32 - 1  # numpy's legacy seeding and most RNGs take 32-bit seeds; 
 CALIB_METHODS = ("entropy", "minmax", "percentile")
 
 
-class _LibraryParser(click.ParamType):
+class LibraryParam(click.ParamType):
     """A ParamType over one library parser that raises UsageError: its message becomes click's one-line error."""
 
-    parse: Callable[[str], Any]
+    def __init__(self, metavar: str, parse: Callable[[str], Any]):
+        self.name = metavar
+        self._parse = parse
 
     def convert(self, value, param, ctx):
         if not isinstance(value, str):
             return value  # already parsed (a default given as an object)
         try:
-            return type(self).parse(value)
+            return self._parse(value)
         except UsageError as err:
             self.fail(str(err), param, ctx)
 
 
-class ProfileType(_LibraryParser):
-    name = "RANGE"
-    parse = staticmethod(parse_profile)
-
-
-class BatchType(_LibraryParser):
-    name = "MIN-MAX@OPT"
-    parse = staticmethod(parse_batch)
-
-
-class ResolutionsType(_LibraryParser):
-    name = "HxW,..."
-    parse = staticmethod(parse_sizes)
-
-
-class MemorySizeType(_LibraryParser):
-    name = "SIZE"
-    parse = staticmethod(parse_memory_size)
+# ParamTypes are stateless, so one instance each serves every command.
+PROFILE = LibraryParam("RANGE", parse_profile)
+BATCH = LibraryParam("MIN-MAX@OPT", parse_batch)
+RESOLUTIONS = LibraryParam("HxW,...", parse_sizes)
+MEMORY_SIZE = LibraryParam("SIZE", parse_memory_size)
 
 
 class OverrideType(click.ParamType):
@@ -113,10 +102,10 @@ def with_batch(profiles: tuple[ResolutionProfile, ...], batch: BatchRange | None
 
 def profile_options(fn):
     return compose(
-        click.option("--profile", "profiles", multiple=True, type=ProfileType(),
+        click.option("--profile", "profiles", multiple=True, type=PROFILE,
                      help=f"Resolution range, repeatable: 224-1792, 224x320-1792x1024, 224-1792@512, or trtexec "
                           f"'x:1x3x224x224,x:1x3x512x512,x:1x3x1792x1792'.  [default: {DEFAULT_PROFILE}]"),
-        click.option("--batch", type=BatchType(), default=None,
+        click.option("--batch", type=BATCH, default=None,
                      help=f"Batch range MIN-MAX@OPT, e.g. 1-8@1 (at most {MAX_BATCH}).  [default: 1]"),
     )(fn)
 
@@ -146,7 +135,7 @@ def device_options(fn):
     return compose(
         click.option("--device", type=click.Choice(sorted(DEVICE_PRESETS), case_sensitive=False), default=None,
                      help="Target board preset; its memory budget is 75% of the board's unified memory."),
-        click.option("--memory-budget", type=MemorySizeType(), default=None,
+        click.option("--memory-budget", type=MEMORY_SIZE, default=None,
                      help="Activation memory budget, e.g. 6G (binary units; overrides --device's)."),
     )(fn)
 
