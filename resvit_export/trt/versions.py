@@ -87,9 +87,10 @@ API_FEATURES: dict[str, tuple[tuple[int, ...] | None, tuple[int, ...] | None, st
     "trtexec --stronglyTyped": ((9, 1), None, "a no-op in 11 (always on)"),
     "ICudaEngine.device_memory_size": (None, (11,), "use device_memory_size_v2 (10.1+)"),
     "ICudaEngine.device_memory_size_v2": ((10, 1), None, ""),
-    "IProgressMonitor": ((10, 0), None, "IBuilderConfig.progress_monitor"),
+    "IProgressMonitor": ((9, 1), None, "IBuilderConfig.progress_monitor (pyCore.cpp, release/9.1)"),
     "ExecutionContextAllocationStrategy": ((10, 0), None, "STATIC / ON_PROFILE_CHANGE / USER_MANAGED"),
-    "name_based_io": ((10, 0), None, "set_input_shape / set_tensor_address / execute_async_v3"),
+    "name_based_io": ((8, 5), None, "set_input_shape / set_tensor_address / execute_async_v3 (pyCore.cpp, "
+                                    "release/8.5)"),
     "builder_optimization_level": ((8, 6), None, ""),
     "MemoryPoolType.TACTIC_DRAM": ((8, 6), None, "default 75% of memory on embedded devices"),
     "onnx_attention_op": ((10, 14), None, "ONNX Attention (opset 23) parsed from 10.14"),
@@ -190,8 +191,8 @@ def check_capabilities(
 ) -> list[Problem]:
     """Problems with building ``precision`` on ``trt_version`` through ``path`` ("python" API or "trtexec").
 
-    ``onnx_precision`` is what the ONNX file carries: "fp32" (plain export), "fp16" (model.fp16.onnx, Casts from
-    AutoCast) or "int8" (model.int8.onnx with Q/DQ); None = unknown. ``calibrator`` = implicit INT8 calibration
+    ``onnx_precision`` is what the ONNX file carries: "fp32" (plain export), "fp16" (model.fp16.onnx from ONNX
+    Runtime's float16 converter) or "int8" (model.int8.onnx with Q/DQ); None = unknown. ``calibrator`` = implicit INT8 calibration
     (IInt8*Calibrator / trtexec --calib). Errors mean the builder must refuse; warnings are printed.
     """
     if path not in ("python", "trtexec"):
@@ -230,14 +231,15 @@ def check_capabilities(
             out.append(Problem("error", "calibrator-removed",
                                f"INT8 with an implicit calibrator is impossible on TensorRT {vs}: IInt8*Calibrator, "
                                "config.int8_calibrator and trtexec --calib were removed in TensorRT 11",
-                               "quantize to Q/DQ first (`resvit-export calibrate` -> model.int8.onnx) and build that"))
+                               "quantize to Q/DQ first (`resvit-export build MODEL --int8 ...` writes model.int8.onnx) and build that"))
         if precision in ("fp16", "int8") and onnx_precision != precision:
             what = "BuilderFlag.FP16/INT8" if path == "python" else "trtexec --fp16/--int8"
             onnx = f"model.{precision}.onnx"
             have = f"the given ONNX carries {onnx_precision}" if onnx_precision else "the ONNX precision is unknown"
             out.append(Problem("error", "precision-from-onnx",
                                f"TensorRT {vs} takes precision from the ONNX ({what} were removed in 11) and {have}",
-                               f"build {onnx} (fp16: ModelOpt AutoCast; int8: Q/DQ via `resvit-export calibrate`)"))
+                               f"build {onnx} with `resvit-export build MODEL --{precision} ...` (fp16: ONNX Runtime's float16 converter; "
+                               "int8: Q/DQ)"))
         if jetpack is not None:
             jp = parse_version(jetpack)
             if jp < (7, 2, 2):
@@ -260,7 +262,7 @@ def check_capabilities(
                 out.append(Problem("error", "int8-needs-calibration",
                                    f"INT8 on TensorRT {vs} needs either a Q/DQ ONNX (model.int8.onnx) or a calibrator/"
                                    "calibration cache; neither was given",
-                                   "run `resvit-export calibrate` and build model.int8.onnx"))
+                                   "make model.int8.onnx with `resvit-export build MODEL --int8 ...` and build that"))
         if onnx_precision in ("fp16", "int8") and precision == onnx_precision and v[:2] < (9, 1):
             out.append(Problem("error", "strongly-typed-missing",
                                f"TensorRT {vs} cannot build a strongly typed network (added in 9.1)",
