@@ -51,12 +51,16 @@ def select_profile(profiles: Sequence[Any], shape: Sequence[int]) -> int:
         raise UsageError(str(err)) from err
 
 
+def _dims(dims: trt.Dims) -> tuple[int, ...]:
+    return tuple(int(dims[i]) for i in range(len(dims)))  # Dims is indexable; its stubs declare no __iter__
+
+
 def engine_profiles(engine: trt.ICudaEngine, input_name: str) -> list[ShapeTriple]:
     """(min, opt, max) of ``input_name`` for every optimization profile of a deserialized engine."""
-    out = []
+    out: list[ShapeTriple] = []
     for index in range(engine.num_optimization_profiles):
         lo, opt, hi = engine.get_tensor_profile_shape(input_name, index)
-        out.append((tuple(lo), tuple(opt), tuple(hi)))
+        out.append((_dims(lo), _dims(opt), _dims(hi)))
     return out
 
 

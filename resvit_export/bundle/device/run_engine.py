@@ -25,7 +25,7 @@ try:  # imported as resvit_export.bundle.device.run_engine (the workstation, HPA
     from .profile_select import select_profile
 except ImportError:  # run as a script inside the bundle, where profile_select.py ships beside this file
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from profile_select import select_profile
+    from profile_select import select_profile  # type: ignore[no-redef]  # the same file, by its script name
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -47,6 +47,11 @@ def _cudart() -> Any:
             raise DeviceError("cuda-python is missing: pip install 'cuda-python>=12.6.2,<13' (JetPack 6) or "
                               "'cuda-python>=13,<14' (JetPack 7)") from None
     return cudart
+
+
+def _dims(dims: trt.Dims) -> tuple[int, ...]:
+    """A TensorRT Dims as a tuple (Dims is indexable; its stubs declare no __iter__)."""
+    return tuple(int(dims[i]) for i in range(len(dims)))
 
 
 def _check(result: Any) -> Any:
@@ -94,7 +99,7 @@ class EngineRunner:
         self.profiles: list[tuple] = []
         for index in range(engine.num_optimization_profiles):
             lo, opt, hi = engine.get_tensor_profile_shape(self.input_name, index)
-            self.profiles.append((tuple(lo), tuple(opt), tuple(hi)))
+            self.profiles.append((_dims(lo), _dims(opt), _dims(hi)))
         self._stream = _check(self._cudart.cudaStreamCreate())
         self._active = 0  # a new context starts on profile 0
         self.last_profile = 0
@@ -130,7 +135,7 @@ class EngineRunner:
             self._set_address(self.input_name, d_in)
             host_out = {}
             for name in self._outputs:
-                shape = tuple(ctx.get_tensor_shape(name))
+                shape = _dims(ctx.get_tensor_shape(name))
                 arr = np.empty(shape, dtype=trt.nptype(self._engine.get_tensor_dtype(name)))
                 ptr = _check(cudart.cudaMalloc(max(arr.nbytes, 1)))
                 buffers.append(ptr)

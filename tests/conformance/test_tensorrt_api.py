@@ -1,0 +1,56 @@
+"""The project's TensorRT names against NVIDIA's real bindings of every targeted version (see conftest.py).
+
+A renamed or removed API fails here with the TensorRT version in the test id and in the message.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import VERSIONS
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_api_surface_and_project_code(bindings, version):
+    """Names, kinds and pybind11 signatures of every API in api_surface.py; versions.API_FEATURES claims; and the
+    builder/runners run against the module up to the NULL factory (no engine is ever created)."""
+    proc = bindings(version).run("tests/conformance/api_probe.py")
+    assert proc.returncode == 0, f"TensorRT {version}: probe crashed\n{proc.stderr[-4000:]}"
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["version"] == version
+    assert result["checked"] > 70
+    assert not result["failures"], f"TensorRT {version}:\n  " + "\n  ".join(result["failures"])
+
+
+# The modules that call TensorRT. A name, argument count/keyword or property/method mix-up in any of them is a
+# mypy error against the stubs of the real module of that version.
+TRT_FACING = ("resvit_export/trt/builder.py", "resvit_export/trt/runner.py",
+              "resvit_export/bundle/device/run_engine.py", "resvit_export/bundle/device/profile_select.py")
+_MYPY_INI = """[mypy]
+python_version = 3.11
+follow_imports = silent
+ignore_missing_imports = True
+[mypy-tensorrt.*]
+ignore_errors = True
+"""
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_trt_facing_modules_type_check_against_the_real_module(bindings, version, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO, write_type_stubs
+
+    stubs = write_type_stubs(bindings(version), tmp_path)
+    ini = tmp_path / "mypy.ini"
+    ini.write_text(_MYPY_INI)
+    env = dict(os.environ, MYPYPATH=str(stubs))
+    cache = REPO / ".cache" / "conformance" / f"mypy-{version}"
+    proc = subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(ini), "--cache-dir", str(cache),
+                           "--no-error-summary", *TRT_FACING], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, f"TensorRT {version} (type check against its real bindings):\n{proc.stdout}{proc.stderr}"
