@@ -54,3 +54,28 @@ def test_trt_facing_modules_type_check_against_the_real_module(bindings, version
                            "--no-error-summary", *TRT_FACING], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, f"TensorRT {version} (type check against its real bindings):\n{proc.stdout}{proc.stderr}"
+
+
+def test_polygraphy_citations_match_the_locked_source():
+    """Each Polygraphy entry of api_surface.py cites file:line + the code found there; re-read it in the installed
+    Polygraphy, which must be the locked version (an upgrade moves lines: re-check the calls, then the table)."""
+    import re
+    from importlib import metadata
+    from pathlib import Path
+
+    import api_surface
+    import polygraphy
+
+    from conftest import REPO
+
+    locked = next(line.split("==")[1] for line in (REPO / "constraints.txt").read_text().splitlines()
+                  if line.startswith("polygraphy=="))
+    assert metadata.version("polygraphy") == locked, "installed Polygraphy is not the locked one: run make install"
+    root = Path(polygraphy.__file__).parent.parent
+    wrong = []
+    for api in api_surface.POLYGRAPHY:
+        path, line, snippet = re.match(r"(\S+):(\d+) (.*)", api.where).groups()
+        text = (root / path).read_text().splitlines()[int(line) - 1]
+        if snippet not in text:
+            wrong.append(f"{api.name}: {path}:{line} reads {text.strip()!r}, not {snippet!r}")
+    assert not wrong, "\n".join(wrong)
