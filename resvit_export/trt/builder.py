@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, SupportsInt
 
 from resvit_export.errors import EngineBuildError, InvalidArtifactError, MissingDependencyError, UsageError
 from resvit_export.io import atomic_path
@@ -151,7 +151,9 @@ def create_config_kwargs(settings: BuildSettings) -> dict[str, Any]:
     }
 
 
-def _memory_pool_limits(trt: Any, settings: BuildSettings) -> dict[Any, int]:
+def _memory_pool_limits(settings: BuildSettings) -> dict[trt.MemoryPoolType, int]:
+    import tensorrt as trt  # only called once the import succeeded; imported here so mypy checks the names
+
     pools = {}
     if settings.workspace_bytes:
         pools[trt.MemoryPoolType.WORKSPACE] = int(settings.workspace_bytes)
@@ -226,25 +228,28 @@ class ProgressState:
             return list(self._phases)
 
 
-def make_progress_monitor(trt: Any, state: ProgressState) -> trt.IProgressMonitor:
+def make_progress_monitor(state: ProgressState) -> trt.IProgressMonitor:
     """A ``trt.IProgressMonitor`` subclass instance forwarding to ``state``. The class is created here, inside the
-    factory, so this module imports without TensorRT. Keep the returned object alive for the whole build (its
+    factory, so this module imports without TensorRT (call it only once ``import tensorrt`` succeeded). Keep the returned object alive for the whole build (its
     lifetime must exceed the TensorRT objects using it). An exception in a callback would be printed by the
     trampoline and turned into "cancel" (research A25/K5); it is kept in ``state.failure`` instead."""
+
+    import tensorrt as trt
 
     class _Monitor(trt.IProgressMonitor):
         def __init__(self) -> None:
             trt.IProgressMonitor.__init__(self)
 
-        def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+        # SupportsInt: the 11.x bindings declare the counts that way (mypy checks these overrides per version)
+        def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: SupportsInt) -> None:
             try:
-                state.phase_start(phase_name, parent_phase, num_steps)
+                state.phase_start(phase_name, parent_phase, int(num_steps))
             except Exception as err:  # noqa: BLE001 - any display error must reach the user, not vanish
                 state.fail(err)
 
-        def step_complete(self, phase_name: str, step: int) -> bool:
+        def step_complete(self, phase_name: str, step: SupportsInt) -> bool:
             try:
-                return state.step_complete(phase_name, step)
+                return state.step_complete(phase_name, int(step))
             except Exception as err:  # noqa: BLE001
                 state.fail(err)
                 return False
@@ -322,8 +327,8 @@ def build_engines(
                          f"{', '.join(inputs)}); re-plan with --input-name")
 
     state = ProgressState(report)
-    monitor = make_progress_monitor(trt, state)
-    config = CreateConfig(**create_config_kwargs(settings), memory_pool_limits=_memory_pool_limits(trt, settings),
+    monitor = make_progress_monitor(state)
+    config = CreateConfig(**create_config_kwargs(settings), memory_pool_limits=_memory_pool_limits(settings),
                           progress_monitor=monitor)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -135,7 +135,7 @@ def run_project_code(trt, version: tuple[int, ...], failures: list[str]) -> int:
     # progress monitor: a real IProgressMonitor subclass instance, its callbacks reach ProgressState
     lines: list[str] = []
     state = builder.ProgressState(lines.append, min_interval=0.0)
-    monitor = builder.make_progress_monitor(trt, state)
+    monitor = builder.make_progress_monitor(state)
     ran += 1
     if not isinstance(monitor, trt.IProgressMonitor):
         failures.append("make_progress_monitor did not return a trt.IProgressMonitor")
@@ -146,7 +146,7 @@ def run_project_code(trt, version: tuple[int, ...], failures: list[str]) -> int:
     # CreateConfig receives real TensorRT enum keys and the monitor (its constructor makes no TensorRT call)
     settings = builder.build_settings(plan32, "fp32", trt.__version__, workspace_bytes=1 << 30,
                                       tactic_dram_bytes=1 << 31)
-    pools = builder._memory_pool_limits(trt, settings)
+    pools = builder._memory_pool_limits(settings)
     ran += 1
     if sorted(str(k) for k in pools) != sorted(str(k) for k in (trt.MemoryPoolType.WORKSPACE,
                                                                  trt.MemoryPoolType.TACTIC_DRAM)):
