@@ -230,9 +230,10 @@ class ProgressState:
 
 def make_progress_monitor(state: ProgressState) -> trt.IProgressMonitor:
     """A ``trt.IProgressMonitor`` subclass instance forwarding to ``state``. The class is created here, inside the
-    factory, so this module imports without TensorRT (call it only once ``import tensorrt`` succeeded). Keep the returned object alive for the whole build (its
-    lifetime must exceed the TensorRT objects using it). An exception in a callback would be printed by the
-    trampoline and turned into "cancel" (research A25/K5); it is kept in ``state.failure`` instead."""
+    factory, so this module imports without TensorRT (call it only once ``import tensorrt`` succeeded). Keep the
+    returned object alive for the whole build (its lifetime must exceed the TensorRT objects using it). An exception
+    in a callback would be printed by the trampoline and turned into "cancel" (research A25/K5); it is kept in
+    ``state.failure`` instead."""
 
     import tensorrt as trt
 

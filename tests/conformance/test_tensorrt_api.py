@@ -53,7 +53,8 @@ def test_trt_facing_modules_type_check_against_the_real_module(bindings, version
     proc = subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(ini), "--cache-dir", str(cache),
                            "--no-error-summary", *TRT_FACING], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)
-    assert proc.returncode == 0, f"TensorRT {version} (type check against its real bindings):\n{proc.stdout}{proc.stderr}"
+    assert proc.returncode == 0, \
+        f"TensorRT {version} (type check against its real bindings):\n{proc.stdout}{proc.stderr}"
 
 
 def test_polygraphy_citations_match_the_locked_source():
