@@ -55,7 +55,7 @@ class JetPackRelease:
 
 
 # Ordered oldest -> newest. max_onnx_opset: 17 for TRT 8.5; 20 for 10.x on Jetson (opset 23 emits ONNX
-# Attention, parsed only from 10.14); 25 for 11.x (research §6.3).
+# Attention, parsed only from 10.14); 24 for 11.0-11.4 (the 11.1 operator matrix; opset 25 arrives with 11.5).
 JETPACK_RELEASES: tuple[JetPackRelease, ...] = (
     JetPackRelease("5.1", "35", "8.5.2", "11.4", "3.8", 17, ("orin-nano", "orin-nx-16", "agx-orin-32", "agx-orin-64"),
                    "TensorRT 8.5 lacks the TRT 10 runtime API: build with trtexec only; not supported by the runner"),
@@ -68,7 +68,7 @@ JETPACK_RELEASES: tuple[JetPackRelease, ...] = (
     JetPackRelease("7.2", "39.2", "10.13.3", "13.0", "3.12", 20, ("agx-orin-32", "agx-orin-64", "thor"),
                    "JetPack 7.2 apt TensorRT is 10.x (third-party report); from 7.2.2 the TensorRT 11.4.1 SBSA "
                    "package is supported (AGX Orin and Thor)"),
-    JetPackRelease("7.2.2", "39.2", "11.4.1", "13.0", "3.12", 25, ("agx-orin-32", "agx-orin-64", "thor"),
+    JetPackRelease("7.2.2", "39.2", "11.4.1", "13.0", "3.12", 24, ("agx-orin-32", "agx-orin-64", "thor"),
                    "TensorRT 11.4.1 Linux SBSA package (install it; JetPack apt may still carry 10.x)"),
 )
 
