@@ -1,4 +1,4 @@
-"""Runs in a child process whose path holds ONE real TensorRT bindings wheel (tests/conformance/conftest.py sets
+"""Runs in a child process whose path holds ONE real TensorRT bindings wheel (tests/conformance/trt_wheels.py sets
 PYTHONPATH to the unpacked wheel and LD_LIBRARY_PATH to the NULL-returning stub libraries). Prints one JSON object:
 the TensorRT version, what was checked and every failure, each naming the API and where the project uses it.
 

@@ -1,4 +1,4 @@
-"""The project's TensorRT names against NVIDIA's real bindings of every targeted version (see conftest.py).
+"""The project's TensorRT names against NVIDIA's real bindings of every targeted version (see trt_wheels.py).
 
 A renamed or removed API fails here with the TensorRT version in the test id and in the message.
 """
@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from conftest import VERSIONS
+from trt_wheels import VERSIONS
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -43,7 +43,7 @@ def test_trt_facing_modules_type_check_against_the_real_module(bindings, version
     import subprocess
     import sys
 
-    from conftest import REPO, write_type_stubs
+    from trt_wheels import REPO, write_type_stubs
 
     stubs = write_type_stubs(bindings(version), tmp_path)
     ini = tmp_path / "mypy.ini"
@@ -67,7 +67,7 @@ def test_polygraphy_citations_match_the_locked_source():
     import api_surface
     import polygraphy
 
-    from conftest import REPO
+    from trt_wheels import REPO
 
     locked = next(line.split("==")[1] for line in (REPO / "constraints.txt").read_text().splitlines()
                   if line.startswith("polygraphy=="))
