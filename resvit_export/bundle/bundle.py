@@ -33,7 +33,7 @@ __all__ = ["create_bundle", "verify_bundle", "extract_bundle", "collect_bundle_f
            "DEVICE_FILES", "profiles_env"]
 
 SUMS_NAME = "SHA256SUMS"
-DEVICE_FILES = ("build_engine.sh", "run_engine.py", "README.txt")
+DEVICE_FILES = ("build_engine.sh", "run_engine.py", "profile_select.py", "README.txt")
 _CALIB_RE = re.compile(r"(calib|calibration|amax|quant).*\.(cache|bin|npz|json|calib|txt)$|\.calib$", re.I)
 _EXEC = {"build_engine.sh", "trtexec.sh", "run_engine.py"}
 
