@@ -2,13 +2,23 @@ PY ?= python3
 PYTEST_ARGS ?=
 LOCK := constraints.txt
 
-.PHONY: install test test-random test-all test-latest lock demo bench clean
+.PHONY: install conformance-wheels test test-random test-all test-latest lock demo bench clean
 
 # torch first, pinned to the CPU wheel: a bare `torch` requirement would pull the multi-GB CUDA build.
 # Everything else comes from the lock, so the suite's verdict does not depend on the day of the install.
-install:
+install: conformance-wheels
 	$(PY) -m pip install -q -c $(LOCK) torch==2.13.0
 	$(PY) -m pip install -q -c $(LOCK) -e ".[dev]"
+
+# NVIDIA's real TensorRT Python bindings (cp311 x86-64, ~1.2 MB each, exact versions + sha256) for the
+# conformance tests (tests/conformance). Downloaded, never installed: each version is unpacked per test run.
+CONFORMANCE_WHEELS := .cache/conformance/wheels
+conformance-wheels:
+	@mkdir -p $(CONFORMANCE_WHEELS)
+	@for req in tests/conformance/wheels/*.txt; do \
+	  $(PY) -m pip download -q --no-deps --require-hashes --only-binary=:all: --python-version 3.11 \
+	    --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 -d $(CONFORMANCE_WHEELS) -r $$req || exit 1; \
+	done
 
 # The suite CI runs: everything except tests marked slow (gpu/trt tests skip with their reason).
 # Fixed order here; `make test-random` shuffles it (pytest-randomly) to catch order dependence.

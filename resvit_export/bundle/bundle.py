@@ -40,7 +40,7 @@ __all__ = ["create_bundle", "verify_bundle", "extract_bundle", "collect_bundle_f
 
 SUMS_NAME = "SHA256SUMS"
 BUNDLE_INFO_NAME = "bundle.json"  # where the bundle came from and whether its status was verified
-DEVICE_FILES = ("build_engine.sh", "run_engine.py", "README.txt")
+DEVICE_FILES = ("build_engine.sh", "run_engine.py", "profile_select.py", "README.txt")
 _CHUNK = 1 << 20
 
 

@@ -28,7 +28,7 @@ from .versions import jetpack_for_l4t, parse_version, version_str
 __all__ = ["MANIFEST_SCHEMA", "HostInfo", "host_info", "parse_nv_tegra_release", "build_manifest", "artifact_entry",
            "write_manifest", "write_build_manifest", "read_manifest", "find_manifest", "verify_artifacts",
            "check_manifest_against_host",
-           "sm_of"]
+           "sm_of", "parse_nvinfer_version_header"]
 
 MANIFEST_SCHEMA = "resvit-export/engine-manifest@1"
 ARTIFACT_ROLES = ("onnx", "engine", "timing_cache", "calibration", "plan", "other")
@@ -58,8 +58,36 @@ def parse_nv_tegra_release(text: str) -> str | None:
     return f"{m.group(1)}.{m.group(2)}" if m else None
 
 
+_NVINFER_VERSION_HEADERS = ("/usr/include/aarch64-linux-gnu/NvInferVersion.h",
+                            "/usr/include/x86_64-linux-gnu/NvInferVersion.h", "/usr/include/NvInferVersion.h")
+_DEFINE_RE = re.compile(r"^\s*#\s*define\s+(\w+)\s+(\w+)", re.M)
+
+
+def parse_nvinfer_version_header(text: str) -> str | None:
+    """'10.13.0' from the text of NvInferVersion.h; None when the version macros are absent.
+
+    Up to 10.12 the header spells the numbers (``#define NV_TENSORRT_MAJOR 10``); from 10.13 on it points at
+    another macro (``#define NV_TENSORRT_MAJOR TRT_MAJOR_ENTERPRISE`` + ``#define TRT_MAJOR_ENTERPRISE 10``;
+    NVIDIA/TensorRT include/NvInferVersion.h, release/10.13 and release/11.1 lines 26-32), so each macro is
+    followed until it names a number.
+    """
+    defines = dict(_DEFINE_RE.findall(text or ""))
+
+    def resolve(name: str) -> str | None:
+        value = defines.get(name)
+        for _ in range(4):  # a chain of aliases, never a loop
+            if value is None or value.isdigit():
+                return value
+            value = defines.get(value)
+        return None
+
+    parts = [resolve(f"NV_TENSORRT_{k}") for k in ("MAJOR", "MINOR", "PATCH")]
+    return None if None in parts else ".".join(str(p) for p in parts)
+
+
 def _tensorrt_version() -> str | None:
-    # Distribution metadata only: importing tensorrt would load libnvinfer (seconds, and fails without the libs).
+    # Distribution metadata first: importing tensorrt would load libnvinfer (seconds, and fails without the libs).
+    # JetPack's apt python3-libnvinfer may install no dist-info (not verified, research K9), hence the header.
     from importlib import metadata
 
     for dist in ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt_libs", "tensorrt-cu12-libs"):
@@ -67,16 +95,13 @@ def _tensorrt_version() -> str | None:
             return metadata.version(dist)
         except metadata.PackageNotFoundError:
             continue
-    for header in ("/usr/include/aarch64-linux-gnu/NvInferVersion.h", "/usr/include/x86_64-linux-gnu/NvInferVersion.h",
-                   "/usr/include/NvInferVersion.h"):
+    for header in _NVINFER_VERSION_HEADERS:
         try:
-            text = Path(header).read_text()
+            found = parse_nvinfer_version_header(Path(header).read_text(errors="replace"))
         except OSError:
             continue
-        parts = [re.search(rf"#define\s+{k}\s+(\d+)", text) for k in ("NV_TENSORRT_MAJOR", "NV_TENSORRT_MINOR",
-                                                                       "NV_TENSORRT_PATCH")]
-        if all(parts):
-            return ".".join(p.group(1) for p in parts)
+        if found:
+            return found
     return None
 
 

@@ -43,7 +43,7 @@ def test_create_verify_extract(build_dir, tmp_path):
     info = create_bundle(build_dir, tmp_path / "b.tar.gz")
     assert info.precisions == ["fp16", "fp32", "int8"]
     assert {"model.fp16.onnx", "model.int8.onnx", "model.rewritten.onnx", "plan.json", "trtexec.sh", "manifest.json",
-            "calibration.cache", "build_engine.sh", "run_engine.py", "README.txt", "profiles.env",
+            "calibration.cache", "build_engine.sh", "run_engine.py", "profile_select.py", "README.txt", "profiles.env",
             SUMS_NAME} <= set(info.files)
     assert "parity.md" not in info.files
     assert set(verify_bundle(info.path)) == set(info.files)
@@ -197,8 +197,9 @@ def test_run_engine_imports_and_helps_without_torch_or_tensorrt(tmp_path):
     out = subprocess.run([sys.executable, str(DEVICE / "run_engine.py"), "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "--shape" in out.stdout
     # without TensorRT the runner says how to install it (exit message, no traceback)
-    out = subprocess.run([sys.executable, "-c", "import sys; sys.modules['tensorrt']=None; sys.argv=['r','x.plan'];"
-                          f"exec(open({str(DEVICE / 'run_engine.py')!r}).read())"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", "import runpy, sys; sys.modules['tensorrt']=None; "
+                          f"sys.argv=['r','x.plan']; runpy.run_path({str(DEVICE / 'run_engine.py')!r}, "
+                          "run_name='__main__')"], capture_output=True, text=True)
     assert out.returncode != 0 and "python3-libnvinfer" in out.stderr
 
 
