@@ -38,9 +38,13 @@ def output_lock(target: str | os.PathLike) -> Iterator[Path]:
     import fcntl
 
     target = Path(target).absolute()
-    target.parent.mkdir(parents=True, exist_ok=True)
     lock_path = target.parent / (_sibling(target, "lock"))
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise OutputDirError(f"cannot create the lock file {lock_path} ({err.strerror}); resvit-export needs to "
+                             f"write next to {target.name} - choose another -o or make {target.parent} writable") from err
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from resvit_export.errors import UsageError
+from resvit_export.io import check_output_dir
 from resvit_export.layout import BuildLayout
 from resvit_export.preflight import PreparedModel, prepare_model, require_modules
 from resvit_export.profiles import BatchRange, ResolutionProfile
@@ -74,6 +75,7 @@ def export_to_dir(opts: ExportOptions, progress: Callable[[str], Any] | None = N
     if opts.packed and family != "navit":
         raise UsageError(f"--packed is only for NaViT models; {opts.model} is a {family} model")
     require_modules(["onnx", "onnxscript"])
+    check_output_dir(opts.out_dir, opts.force)  # before the model is built: a wrong -o fails at once
     profiles = [p if opts.batch is None or p.input_name else dataclasses.replace(p, batch=opts.batch)
                 for p in opts.profiles]
     # the ATM stage count follows the profile (preflight.deployment_overrides); the packed graph has no profile
