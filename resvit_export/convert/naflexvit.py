@@ -13,20 +13,15 @@ import math
 
 from resvit_export.errors import CheckpointError
 
-from .rules import State, Unmapped, block_count, mlp_ratio, refuse_unmapped, require
+from .rules import State, Unmapped, refuse_unmapped, require, shared_refusals, vit_config
 
 SOURCE = "timm NaFlexViT checkpoint"
 UNMAPPED = (
     Unmapped(r"^cls_token$", "class token", "navit_* has no class token (it pools the patch tokens)"),
-    Unmapped(r"^reg_token$", "register tokens", "navit_* has no prefix tokens"),
-    Unmapped(r"\.ls[12]\.gamma$", "LayerScale", "navit_* blocks have no per-channel residual scale"),
-    Unmapped(r"\.(q_norm|k_norm)\.", "QK-norm attention", "navit_* attention has no query/key normalisation"),
-    Unmapped(r"^attn_pool\.", "attention-pooling (MAP) head", "navit_* pools by masked average"),
     Unmapped(r"^norm\.", "final norm before pooling", "navit_* norms after pooling (global_pool='avg', fc_norm)"),
     Unmapped(r"^embeds\.pos_embed$", "learned 2-D position table", "navit_* uses factorized tables (pos_embed='factorized')"),
     Unmapped(r"^embeds\.(norm|input_norm)\.", "normalised patch embedding", "navit_* embeds patches with a plain projection"),
-    Unmapped(r"^norm_pre\.", "pre-norm", "navit_* has no LayerNorm before the blocks"),
-)
+) + shared_refusals("navit_*")
 
 
 def _patch_conv(weight, dim: int):
@@ -58,12 +53,4 @@ def convert(state: State) -> tuple[dict, dict]:
     out.update({"patch_embed.proj.weight": conv, "pos_y": pos_y.contiguous(), "pos_x": pos_x.contiguous()})
     if "embeds.proj.bias" in state:
         out["patch_embed.proj.bias"] = state["embeds.proj.bias"]
-    config = {
-        "dim": dim,
-        "depth": block_count(state),
-        "patch_size": int(conv.shape[-1]),
-        "mlp_ratio": mlp_ratio(dim, int(state["blocks.0.mlp.fc1.weight"].shape[0]), SOURCE),
-        "num_classes": int(state["head.weight"].shape[0]),
-        "pos_len": int(pos_y.shape[0]),
-    }
-    return out, config
+    return out, {**vit_config(state, dim, conv, SOURCE), "pos_len": int(pos_y.shape[0])}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from .rules import State, Unmapped, block_count, mlp_ratio, refuse_unmapped, rename, require, square_patch
+from .rules import State, Unmapped, refuse_unmapped, rename, require, vit_config
 
 SOURCE = "official ResFormer checkpoint"
 UNMAPPED = (
@@ -31,13 +31,7 @@ def convert(state: State) -> tuple[dict, dict]:
     require(state, ("cls_token", "patch_embed.proj.weight", "pos_embed.embed_layer.weight", "blocks.0.attn.get_v.weight",
                     "norm.weight", "head.weight", "blocks.0.mlp.fc1.weight"), SOURCE)
     dim = int(state["cls_token"].shape[-1])
-    config = {
-        "dim": dim,
-        "depth": block_count(state),
-        "patch_size": square_patch(state["patch_embed.proj.weight"], SOURCE),
-        "mlp_ratio": mlp_ratio(dim, int(state["blocks.0.mlp.fc1.weight"].shape[0]), SOURCE),
-        "num_classes": int(state["head.weight"].shape[0]),
-    }
+    config = vit_config(state, dim, state["patch_embed.proj.weight"], SOURCE)
     # get_v has head_dim channels: dim / heads. The heads are therefore known from the checkpoint itself.
     head_dim = int(state["blocks.0.attn.get_v.weight"].shape[0])
     if head_dim < 1 or dim % head_dim:

@@ -59,3 +59,26 @@ def square_patch(weight: torch.Tensor, source: str) -> int:
 
 def rename(state: State, mapping: Callable[[str], str]) -> dict[str, torch.Tensor]:
     return {mapping(k): v for k, v in state.items()}
+
+
+def vit_config(state: State, dim: int, patch_weight: torch.Tensor, source: str) -> dict:
+    """Config fields every ViT-shaped checkpoint states in its tensors: width, depth, patch, MLP ratio, classes."""
+    return {
+        "dim": dim,
+        "depth": block_count(state),
+        "patch_size": square_patch(patch_weight, source),
+        "mlp_ratio": mlp_ratio(dim, int(state["blocks.0.mlp.fc1.weight"].shape[0]), source),
+        "num_classes": int(state["head.weight"].shape[0]),
+    }
+
+
+def shared_refusals(target: str) -> tuple[Unmapped, ...]:
+    """Variants no target family can represent (timm names); each mapper adds its own."""
+    return (
+        Unmapped(r"^reg_token$", "register tokens", f"{target} carries no extra prefix tokens"),
+        Unmapped(r"\.ls[12]\.gamma$", "LayerScale (DeiT-III, CaiT-style)",
+                 f"{target} blocks have no per-channel residual scale"),
+        Unmapped(r"\.(q_norm|k_norm)\.", "QK-norm attention", f"{target} attention has no query/key normalisation"),
+        Unmapped(r"^norm_pre\.", "pre-norm (CLIP-style)", f"{target} has no LayerNorm before the blocks"),
+        Unmapped(r"^attn_pool\.", "attention-pooling (MAP) head", f"{target} has no attention pooling"),
+    )

@@ -13,20 +13,15 @@ import math
 from resvit_export.errors import CheckpointError
 from resvit_export.models.layers import tokens_to_grid
 
-from .rules import State, Unmapped, block_count, mlp_ratio, refuse_unmapped, require, square_patch
+from .rules import State, Unmapped, refuse_unmapped, require, shared_refusals, vit_config
 
 SOURCE = "timm ViT checkpoint"
 UNMAPPED = (
     Unmapped(r"^dist_token$|^head_dist\.", "distilled DeiT",
              "its distillation token and second head have no counterpart in deit_* (use the non-distilled DeiT)"),
-    Unmapped(r"\.ls[12]\.gamma$", "LayerScale (DeiT-III, CaiT-style)", "deit_* blocks have no per-channel residual scale"),
-    Unmapped(r"^reg_token$", "register tokens", "deit_* carries the class token only"),
-    Unmapped(r"\.(q_norm|k_norm)\.", "QK-norm attention", "deit_* attention has no query/key normalisation"),
-    Unmapped(r"^norm_pre\.", "pre-norm ViT (CLIP-style)", "deit_* has no LayerNorm before the blocks"),
     Unmapped(r"^fc_norm\.", "global-average-pooled ViT", "deit_* classifies from the class token"),
-    Unmapped(r"^attn_pool\.", "attention-pooling (MAP) head", "deit_* classifies from the class token"),
     Unmapped(r"\.mlp\.fc1_g\.|\.mlp\.w12\.", "gated MLP (SwiGLU)", "deit_* uses a plain GELU MLP"),
-)
+) + shared_refusals("deit_*")
 
 
 def convert(state: State) -> tuple[dict, dict]:
@@ -43,13 +38,5 @@ def convert(state: State) -> tuple[dict, dict]:
     out = {k: v for k, v in state.items() if k != "pos_embed"}
     out["pos_embed"] = table
     out["cls_pos"] = cls_pos.contiguous()
-    config = {
-        "dim": dim,
-        "depth": block_count(state),
-        "patch_size": square_patch(state["patch_embed.proj.weight"], SOURCE),
-        "mlp_ratio": mlp_ratio(dim, int(state["blocks.0.mlp.fc1.weight"].shape[0]), SOURCE),
-        "num_classes": int(state["head.weight"].shape[0]),
-        "pos_grid": grid,
-    }
-    return out, config
+    return out, {**vit_config(state, dim, state["patch_embed.proj.weight"], SOURCE), "pos_grid": grid}
 
