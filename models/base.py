@@ -60,7 +60,7 @@ class ResolutionFlexibleModel(nn.Module):
     Subclasses set ``self.cfg`` (a ``ViTConfig``) and implement ``forward_features`` and ``forward_head``.
     """
 
-    input_names: ClassVar[tuple[str, ...]] = ("x",)
+    input_names: ClassVar[tuple[str, ...]] = ("pixels",)  # the export's ONNX input name (export.INPUT_NAME)
     output_names: ClassVar[tuple[str, ...]] = ("logits",)
     cls_tokens: ClassVar[int] = 0  # class tokens prepended to the patch tokens
     # Stamped on the instance by create_model from the registry, the family's single owner.

@@ -10,7 +10,7 @@ the same pieces, and ``check_contract`` names the first one it lacks.
 | ``forward(x)`` | ``[B, C, H, W] -> [B, classes]`` | export, validate | ``forward_head(forward_features(x))`` |
 | ``forward_features(x)`` | ``-> [B, N, C]`` tokens | features, training | the backbone's output tokens (class tokens first where the family has them); normed where the family norms before pooling |
 | ``forward_head(t, pre_logits=False)`` | ``[B, N, C] -> [B, classes]`` | training, converters | pool (class token or mean), final norm where the family norms after pooling, head; ``pre_logits=True`` stops before the head |
-| ``input_names`` / ``output_names`` | ``tuple[str, ...]`` | export, runners | ONNX binding names: ``("x",)`` and ``("logits",)`` |
+| ``input_names`` / ``output_names`` | ``tuple[str, ...]`` | export, runners | ONNX binding names: ``("pixels",)`` and ``("logits",)`` |
 | ``deploy_spec()`` | ``DeploySpec`` | plan, memory, FLOPs | widths, depth, heads, and the token rule: tokens as a function of H, W for the stem and the backbone, class tokens, stem kind |
 | config | ``ViTConfig`` subclass | registry, ``--set`` | common fields and invariants (ConfigError on a bad value, before any work) |
 | ``config.deploy_overrides(max_side)`` | ``dict`` | build, export | overrides fitted to the requested profiles (``fit_to_profiles``): ``max_side`` drops to the largest profile side, which for ViTAR also fixes the ATM stage count |
@@ -157,7 +157,7 @@ CONTRACT_PIECES: tuple[tuple[str, str], ...] = (
     ("forward_features", "a method x [B, C, H, W] -> tokens [B, N, C]"),
     ("forward_head", "a method (tokens, pre_logits=False) -> logits [B, classes]"),
     ("deploy_spec", "a method returning models.DeploySpec (widths, depth, heads, token rule)"),
-    ("input_names", "a tuple of ONNX input names, e.g. ('x',)"),
+    ("input_names", "a tuple of ONNX input names, e.g. ('pixels',)"),
     ("output_names", "a tuple of ONNX output names, e.g. ('logits',)"),
 )
 

@@ -58,7 +58,7 @@ def test_every_family_splits_forward_into_features_and_head(name):
     assert tokens.shape == (2, spec.backbone_tokens(97, 301), spec.dim)
     assert pooled.shape == (2, spec.dim)
     assert torch.equal(model.forward_head(tokens), logits)
-    assert model.input_names == ("x",) and model.output_names == ("logits",)
+    assert model.input_names == ("pixels",) and model.output_names == ("logits",)
 
 
 def test_family_comes_from_the_registry_only():
