@@ -19,6 +19,7 @@ __all__ = [
     "UsageError",
     "UnknownModelError",
     "ConfigError",
+    "ModelContractError",
     "InputSizeError",
     "CheckpointError",
     "ExportError",
@@ -59,6 +60,10 @@ class UnknownModelError(UsageError, KeyError):
 
 class ConfigError(UsageError):
     """A config override that does not exist or has the wrong type."""
+
+
+class ModelContractError(UsageError):
+    """A model that lacks a piece of the model contract (models/contract.py), named in the message."""
 
 
 class InputSizeError(UsageError):

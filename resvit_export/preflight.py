@@ -58,20 +58,11 @@ class PreparedModel:
 
 
 def deployment_overrides(model_name: str, profiles: Sequence[ResolutionProfile], overrides: dict[str, Any]) -> dict:
-    """``overrides`` plus ``max_side`` lowered to the largest side any profile allows, unless the user set it.
+    """``overrides`` fitted to the profiles by the model contract (models.contract.fit_to_profiles): ``max_side``
+    lowered to the largest profile side unless the user set it (for ViTAR that fixes the ATM stage count)."""
+    from .models import fit_to_profiles
 
-    For ViTAR the number of ATM stages follows ``max_side``; stages beyond what the profile needs are exact
-    identities with shared weights, so the smaller model is bit-identical over the profile and ~15% cheaper
-    (vitar_s at 224 px: 13.6 -> 11.6 GFLOPs). For the other families it only tightens the size check.
-    """
-    from .models import get_entry
-
-    out = dict(overrides)
-    config = get_entry(model_name).config
-    if "max_side" not in out and "max_side" in {f.name for f in dataclasses.fields(config)} and profiles:
-        # only ever lowered: a profile beyond the model's own maximum must still fail its size check
-        out["max_side"] = min(config.max_side, max(max(p.max) for p in profiles))
-    return out
+    return fit_to_profiles(model_name, profiles, overrides)
 
 
 def check_seed(seed: int | None) -> None:

@@ -21,6 +21,7 @@ COMMANDS = {
     "calibrate": ("resvit_export.cli.cmd_calibrate", "calibrate"),
     "inspect": ("resvit_export.cli.cmd_inspect", "inspect"),
     "bundle": ("resvit_export.cli.cmd_bundle", "bundle"),
+    "convert": ("resvit_export.cli.cmd_convert", "convert"),
 }
 
 

@@ -78,7 +78,7 @@ def export_to_dir(opts: ExportOptions, progress: Callable[[str], Any] | None = N
     check_output_dir(opts.out_dir, opts.force)  # before the model is built: a wrong -o fails at once
     profiles = [p if opts.batch is None or p.input_name else dataclasses.replace(p, batch=opts.batch)
                 for p in opts.profiles]
-    # the ATM stage count follows the profile (preflight.deployment_overrides); the packed graph has no profile
+    # overrides fitted to the profile (models.contract.fit_to_profiles); the packed graph has no profile
     prepared = prepare_model(opts.model, opts.overrides, seed=opts.seed, weights=opts.weights, profiles=profiles,
                              fit_to_profiles=not opts.packed)
     union = union_profile(profiles)
