@@ -35,7 +35,12 @@ BUILD_REFUSALS = [
     (["--seed", "-1"], 2, "--seed"),
     (["--batch", "1-100000"], 2, "batch max 100000 is above 256"),
     (["--set", "detph=1"], 2, "no config field"),
-    (["--set", "num_heads=5"], 2, "divisible by num_heads 5"),  # the config's own invariant (dim 32)
+    (["--set", "num_heads=5"], 2, "divisible by num_heads 5"),  # the config's own invariants (dim 32) ...
+    (["--set", "depth=-3"], 2, "depth must be a positive integer, got -3"),  # ... which exported before #7
+    (["--set", "num_heads=0"], 2, "num_heads must be a positive integer"),
+    (["--set", "dim=0"], 2, "dim must be a positive integer"),
+    (["--set", "patch_size=0"], 2, "patch_size must be a positive integer"),
+    (["--set", "mlp_ratio=-1"], 2, "mlp_ratio must be > 0"),
     (["--set", "nonsense"], 2, "key=value"),
     (["--target", "jetpack4"], 2, "'jetpack4' is not one of"),
     (["--weights", "missing.safetensors"], 6, "does not exist"),
