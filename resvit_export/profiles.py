@@ -22,8 +22,8 @@ __all__ = ["BatchRange", "ResolutionProfile", "parse_profile", "parse_batch", "p
            "PROFILE_FORMS", "MAX_BATCH", "MAX_SIDE"]
 
 # Upper bounds on what a user may ask for. An edge engine past batch 256 is not a resolution-flexible
-# deployment, and the parity matrix runs the batch max through PyTorch on the CPU; no model accepts a side
-# above 4096 (models/base.SizeRule.max_side).
+# deployment, and the parity matrix runs the batch max through PyTorch on the CPU. Sizes in a size list stay
+# below 4096 (models/base.SizeRule.max_side); a profile is checked against its model's own SizeRule.
 MAX_BATCH = 256
 MAX_SIDE = 4096
 
@@ -67,9 +67,6 @@ class ResolutionProfile:
         for name, hw in (("min", self.min), ("max", self.max), ("opt", self.opt)):
             if hw is not None and (hw[0] <= 0 or hw[1] <= 0):
                 raise UsageError(f"profile {name} size {hw[0]}x{hw[1]} must be positive; {PROFILE_FORMS}")
-            if hw is not None and max(hw) > MAX_SIDE:
-                raise UsageError(f"profile {name} size {hw[0]}x{hw[1]} is above {MAX_SIDE} px, the largest side "
-                                 "any model accepts")
         if self.min[0] > self.max[0] or self.min[1] > self.max[1]:
             raise UsageError(
                 f"profile is inverted: min {self.min[0]}x{self.min[1]} exceeds max {self.max[0]}x{self.max[1]}; "

@@ -52,7 +52,7 @@ def test_plan_usage_errors():
     r = run("plan", "deit_tset")
     assert r.exit_code == 2 and "deit_test" in r.output
     r = run("plan", "deit_test", "--profile", "224-8192")
-    assert r.exit_code == 2 and "above 4096 px" in r.output
+    assert r.exit_code == 2 and "maximum side of 4096" in r.output
     r = run("plan", "deit_test", "--set", "max_side=1024", "--profile", "224-2048")
     assert r.exit_code == 2 and "maximum side of 1024" in r.output
     r = run("plan", "deit_test", "--precision", "fp8")

@@ -30,7 +30,7 @@ BUILD_REFUSALS = [
     (["--profile", "1792-224"], 2, "inverted"),
     (["--profile", "abc"], 2, "accepted --profile forms"),
     (["--profile", "16-224"], 2, "minimum"),
-    (["--profile", "224-9000"], 2, "above 4096"),
+    (["--profile", "224-9000"], 2, "maximum side of 4096"),
     (["--seed", "99999999999999999999"], 2, "--seed"),
     (["--seed", "-1"], 2, "--seed"),
     (["--batch", "1-100000"], 2, "batch max 100000 is above 256"),
