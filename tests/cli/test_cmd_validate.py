@@ -99,3 +99,22 @@ def test_onnx_with_two_inputs_is_a_bad_file_not_a_usage_error(build_copy, tmp_pa
     onnx.save(m, str(tmp_path / "two.onnx"))
     res = _run(build_copy, "--onnx", tmp_path / "two.onnx")
     assert res.exit_code == 6 and "has 2 inputs" in one_line(res.output), res.output
+
+
+@pytest.mark.parametrize("edit,field", [
+    (lambda r: r.update(overrides=["max_side", 128]), "overrides"),
+    (lambda r: r.update(profiles=[64]), "profiles[0]"),
+    (lambda r: r.update(seed="0"), "seed"),
+])
+def test_export_json_schema_errors_name_file_and_field(build_copy, edit, field):
+    import time
+
+    from resvit_export.status import write_status
+
+    record = json.loads((build_copy / "export.json").read_text())
+    edit(record)
+    (build_copy / "export.json").write_text(json.dumps(record))
+    write_status(build_copy, "build", "PASSED", started=time.monotonic())  # consistent: only the schema is wrong
+    res = _run(build_copy)
+    assert res.exit_code == 6, res.output
+    assert f"export.json: field {field}" in one_line(res.output) and "Traceback" not in res.output
