@@ -112,7 +112,7 @@ TARGETS: dict[str, TrtTarget] = {
                       f"{OPS_MD_11_1} ('inclusive range of opset 9 to opset 24'); opset 25 only from 11.5"),
 }
 TARGET_NAMES = tuple(TARGETS)
-DEFAULT_TARGET = "trt10"
+DEFAULT_TARGET = "jetpack6"  # JetPack 6 (TensorRT 10.3) is what most Orin boards run; build and lint share it
 
 
 def get_target(name: str) -> TrtTarget:

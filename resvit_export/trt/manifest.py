@@ -199,7 +199,9 @@ def read_manifest(path: str | os.PathLike) -> dict:
         raise InvalidArtifactError(f"cannot read manifest {path}: {err}; rebuild the engine to regenerate it") from err
     if not isinstance(data, dict) or data.get("schema") != MANIFEST_SCHEMA:
         raise InvalidArtifactError(f"{path} is not a resvit-export engine manifest (schema {MANIFEST_SCHEMA!r} expected)")
-    return data
+    from resvit_export.schemas import MANIFEST, check_document
+
+    return check_document(data, MANIFEST, path)
 
 
 def find_manifest(path: str | os.PathLike) -> Path:
@@ -290,24 +292,25 @@ def _calibration_files(out_dir: Path) -> list[Path]:
     return [p for p in sorted(out_dir.iterdir()) if p.is_file() and not p.is_symlink() and _CALIB_RE.search(p.name)]
 
 
-def write_build_manifest(out_dir: str | os.PathLike, state: dict, opts, steps) -> Path:
+def write_build_manifest(out_dir: str | os.PathLike, *, plan, deploy_onnx: Path | None, precision_onnx: Path | None,
+                         precision: str, kept_fp32_nodes: list[str], parity: dict, engines: list[Path],
+                         model_name: str, overrides: dict, seed: int | None,
+                         steps: list[tuple[str, str]]) -> Path:
     """manifest.json for a ``build`` run (called by the pipeline's manifest step).
 
     Engines built here carry their build host (TensorRT/CUDA/GPU); when the engine step was deferred the
     TensorRT fields are None and ``engine`` artifacts are absent, which ``inspect`` reports as "build on the
     device". Records ONNX/engine/timing-cache/calibration hashes, FP32-kept nodes and the parity summary.
+    ``steps`` are (name, status) pairs.
     """
     from resvit_export import __version__
 
     out = Path(out_dir)
-    plan = state.get("plan")
-    engines = state.get("engines") or []
     host = getattr(engines, "build_host", None) or HostInfo(machine=platform.machine() or None)
     if not engines:  # nothing was built: do not claim this host's CUDA/GPU as the engine's
         host = HostInfo(machine=None)
     artifacts: dict[str, list] = {"onnx": [], "plan": []}
-    for key in ("deploy_onnx", "precision_onnx"):
-        p = state.get(key)
+    for p in (deploy_onnx, precision_onnx):
         if p and Path(p).is_file() and Path(p) not in artifacts["onnx"]:
             artifacts["onnx"].append(Path(p))
     for name in ("plan.json", "trtexec.sh"):
@@ -322,16 +325,14 @@ def write_build_manifest(out_dir: str | os.PathLike, state: dict, opts, steps) -
     if calib:
         artifacts["calibration"] = calib
     artifacts = {k: v for k, v in artifacts.items() if v}
-    precision_result = state.get("precision_result")
-    fp32_nodes = list(getattr(precision_result, "kept_fp32_nodes", []) or [])
-    onnx_prec = getattr(opts, "precision", None) if state.get("precision_onnx") else "fp32"
-    plan_dict = plan.to_dict() if plan is not None else {"profiles": [], "precision": getattr(opts, "precision", None)}
+    onnx_prec = precision if precision_onnx else "fp32"
+    plan_dict = plan.to_dict() if plan is not None else {"profiles": [], "precision": precision}
     manifest = build_manifest(
-        plan_dict, artifacts, out, host=host, fp32_nodes=fp32_nodes, onnx_precision=onnx_prec,
-        parity=state.get("parity"),
-        extra={"resvit_export": __version__, "model_name": getattr(opts, "model", None),
-               "overrides": dict(getattr(opts, "overrides", {}) or {}), "seed": getattr(opts, "seed", None),
+        plan_dict, artifacts, out, host=host, fp32_nodes=list(kept_fp32_nodes), onnx_precision=onnx_prec,
+        parity=parity,
+        extra={"resvit_export": __version__, "model_name": model_name, "overrides": dict(overrides or {}),
+               "seed": seed,
                "engine_status": "built" if engines else "deferred: build on the target (bundle + build_engine.sh)",
-               "steps": [{"name": s.name, "status": s.status} for s in steps]},
+               "steps": [{"name": name, "status": status} for name, status in steps]},
     )
     return write_manifest(manifest, out / "manifest.json")

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ import pytest
 from resvit_export.bundle.bundle import SUMS_NAME, create_bundle, extract_bundle, verify_bundle
 from resvit_export.errors import InvalidArtifactError, OutputDirError, UsageError
 from resvit_export.profiles import parse_batch, parse_profile
+from resvit_export.status import write_status
+from resvit_export.trt.manifest import build_manifest, write_manifest
 from resvit_export.trt.memory import ModelSpec
 from resvit_export.trt.planner import plan_engine
 
@@ -26,10 +29,13 @@ def build_dir(tmp_path):
     d.mkdir()
     for name, data in (("model.onnx", b"raw"), ("model.rewritten.onnx", b"fp32"), ("model.fp16.onnx", b"fp16"),
                        ("model.int8.onnx", b"int8"), ("calibration.cache", b"cal"), ("trtexec.sh", b"#!/bin/sh\n"),
-                       ("parity.md", b"not bundled"), ("manifest.json", b"{}")):
+                       ("parity.md", b"not bundled")):
         (d / name).write_bytes(data)
     plan = plan_engine([parse_profile("224-1024")], ModelSpec("deit", 32, 2, 2), batch=parse_batch("1-4@1"))
     (d / "plan.json").write_text(json.dumps(plan.to_dict()))
+    write_manifest(build_manifest(plan, {"onnx": [d / "model.fp16.onnx"], "plan": [d / "plan.json"]}, d),
+                   d / "manifest.json")
+    write_status(d, "build", "PASSED", started=time.monotonic())
     return d
 
 

@@ -121,13 +121,17 @@ _RECORDER = '#!/usr/bin/env bash\nprintf "%s\\n" "$(printf "%q " "$@")" >> "$TRT
 
 
 def _device_dir(tmp_path, which: str, precision: str, onnx_files):
+    import time
+
     from resvit_export.bundle.bundle import create_bundle, extract_bundle
+    from resvit_export.status import write_status
 
     src = tmp_path / "build"
     src.mkdir()
     for name in onnx_files:
         (src / name).write_bytes(b"bytes the recorder never reads")
     (src / "plan.json").write_text(json.dumps(_plan(which, precision).to_dict()))
+    write_status(src, "build", "PASSED", started=time.monotonic())  # bundle only takes a PASSED build directory
     return extract_bundle(create_bundle(src, tmp_path / "b.tar.gz").path, tmp_path / "dev")
 
 

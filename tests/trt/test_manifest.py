@@ -140,8 +140,6 @@ def test_host_info_on_this_machine_needs_no_tensorrt():
 
 def test_write_build_manifest_for_a_deferred_engine(tmp_path):
     """What the build pipeline's manifest step writes when TensorRT was absent (engine DEFERRED)."""
-    from types import SimpleNamespace
-
     from resvit_export.trt.manifest import write_build_manifest
 
     (tmp_path / "model.rewritten.onnx").write_bytes(b"fp32")
@@ -149,11 +147,10 @@ def test_write_build_manifest_for_a_deferred_engine(tmp_path):
     (tmp_path / "plan.json").write_text("{}")
     (tmp_path / "calibration.cache").write_bytes(b"c")
     plan = plan_engine([parse_profile("224-512")], ModelSpec("deit", 32, 2, 2, name="deit_test"))
-    state = {"plan": plan, "deploy_onnx": tmp_path / "model.rewritten.onnx", "precision_onnx": tmp_path / "model.fp16.onnx",
-             "precision_result": SimpleNamespace(kept_fp32_nodes=["ln"]), "parity": {"fp16": {"passed": True}}}
-    opts = SimpleNamespace(precision="fp16", model="deit_test", overrides={}, seed=0)
-    steps = [SimpleNamespace(name="engine", status="DEFERRED")]
-    m = read_manifest(write_build_manifest(tmp_path, state, opts, steps))
+    m = read_manifest(write_build_manifest(
+        tmp_path, plan=plan, deploy_onnx=tmp_path / "model.rewritten.onnx", precision_onnx=tmp_path / "model.fp16.onnx",
+        precision="fp16", kept_fp32_nodes=["ln"], parity={"fp16": {"passed": True}}, engines=[], model_name="deit_test",
+        overrides={}, seed=0, steps=[("engine", "DEFERRED")]))
     assert m["tensorrt"] is None and m["engine_status"].startswith("deferred")
     assert {a["path"] for a in m["artifacts"]} == {"model.rewritten.onnx", "model.fp16.onnx", "plan.json",
                                                    "calibration.cache"}
