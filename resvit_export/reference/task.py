@@ -204,10 +204,12 @@ def render(scene: Scene, height: int, width: int) -> np.ndarray:
     ramp = math.cos(scene.ramp_angle) * x + math.sin(scene.ramp_angle) * y
     ramp = (ramp - ramp.min()) / max(float(ramp.max() - ramp.min()), 1e-9)
     bg0, bg1, fg = (np.asarray(c, dtype=np.float32)[:, None, None] for c in (scene.bg0, scene.bg1, scene.fg))
-    img = bg0 * (1 - ramp) + bg1 * ramp
-    img = img * (1 - cover) + fg * cover
-    noise = np.random.default_rng(scene.noise_seed).standard_normal(img.shape, dtype=np.float32) * NOISE_STD
-    return np.clip(img + noise, 0.0, 1.0).astype(np.float32)
+    img = bg0 + (bg1 - bg0) * ramp  # background ramp
+    img += (fg - img) * cover  # object over it
+    # uniform pixel noise with standard deviation NOISE_STD (cheaper to draw than Gaussian noise)
+    noise = np.random.default_rng(scene.noise_seed).random(img.shape, dtype=np.float32)
+    img += (noise - 0.5) * (NOISE_STD * math.sqrt(12))
+    return np.clip(img, 0.0, 1.0, out=img)
 
 
 def normalise(images: np.ndarray) -> np.ndarray:
