@@ -31,9 +31,9 @@ __all__ = [
     "heldout_agreement",
     "accuracy_table",
     "HELDOUT_N",
-    "TRAIN_RANGE_SIZES",
-    "UNSEEN_SIZES",
+    "SIZE_GROUPS",
     "TEST_SLICE",
+    "size_key",
 ]
 
 Runner = Callable[[np.ndarray], np.ndarray]
@@ -147,9 +147,14 @@ def heldout_agreement(runner_a: Runner, runner_b: Runner, height: int, width: in
 # The protocol the training records and the README table use
 # ----------------------------------------------------------------------------------------------------
 HELDOUT_N = 1000  # scenes per resolution (binomial standard error <= 1.6 points)
-TRAIN_RANGE_SIZES = ((64, 64), (128, 128), (192, 192), (256, 256), (96, 192), (192, 96))  # (H, W)
-UNSEEN_SIZES = ((48, 48), (320, 320), (384, 384), (512, 512), (256, 512), (512, 256), (128, 512))
-TEST_SLICE = {"n": 50, "sizes": ((64, 64), (192, 96), (384, 384))}  # what the test suite recomputes
+# (H, W) groups: inside the training range (sides 64-256, aspect <= 2), above it (a side > 256 or aspect 4),
+# below it
+SIZE_GROUPS = {
+    "train_range": ((64, 64), (128, 128), (192, 192), (224, 224), (256, 256), (96, 192), (192, 96)),
+    "unseen_larger": ((320, 320), (384, 384), (512, 512), (256, 512), (512, 256), (128, 512)),
+    "unseen_smaller": ((48, 48),),
+}
+TEST_SLICE = {"n": 50, "sizes": ((224, 224), (192, 96), (384, 384))}  # what the test suite recomputes
 
 
 def size_key(h: int, w: int) -> str:
@@ -157,15 +162,11 @@ def size_key(h: int, w: int) -> str:
 
 
 def accuracy_table(runner: Runner, n: int = HELDOUT_N) -> dict:
-    """Held-out accuracy at every protocol size, grouped, plus the exact hits on the test slice."""
-    def scores(sizes):
-        return {size_key(h, w): heldout_accuracy(runner, h, w, n).value for h, w in sizes}
-
-    return {
-        "n_per_size": n,
-        "train_range": scores(TRAIN_RANGE_SIZES),
-        "unseen": scores(UNSEEN_SIZES),
-        "test_slice": {"n": TEST_SLICE["n"],
-                       "hits": {size_key(h, w): heldout_accuracy(runner, h, w, TEST_SLICE["n"]).hits
-                                for h, w in TEST_SLICE["sizes"]}},
-    }
+    """Held-out accuracy at every protocol size, by group, plus the exact hits on the test slice."""
+    table: dict = {"n_per_size": n}
+    for group, sizes in SIZE_GROUPS.items():
+        table[group] = {size_key(h, w): heldout_accuracy(runner, h, w, n).value for h, w in sizes}
+    table["test_slice"] = {"n": TEST_SLICE["n"],
+                           "hits": {size_key(h, w): heldout_accuracy(runner, h, w, TEST_SLICE["n"]).hits
+                                    for h, w in TEST_SLICE["sizes"]}}
+    return table

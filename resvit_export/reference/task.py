@@ -5,13 +5,13 @@ Why this task (the reference weights exist to make accuracy and INT8/FP16 agreem
 * **Resolution matters.** A scene is described in image-relative units and rendered as vector graphics
   (anti-aliased signed distances), so the same scene can be drawn at 64 px or at 512 px. Like a photo taken
   with more pixels, the object's apparent size in *patches* grows with the resolution: at 64 px a shape
-  spans 1.5-3 patches, at 512 px 12-27. A model trained at 64-256 px must recognise shapes at patch scales
+  spans 2-3.6 patches, at 512 px 16-29. A model trained at 64-256 px must recognise shapes at patch scales
   it never saw, which is exactly the test-resolution problem the papers measure on ImageNet.
 * **Aspect ratio matters.** Discs and squares have elongated counterparts (ellipses and rectangles with
   axis ratio 1.8-2.5). Squashing a 2:1 image to a square turns a disc into a 2:1 ellipse, so the label is only
   recoverable when the pixel aspect ratio is kept; images are rendered at aspect ratios from 1:2 to 2:1.
 * **Global colour statistics do not solve it.** Foreground and background colours are random and independent
-  of the class; the object's size varies by a factor of 2 in radius, so the area fractions of the classes
+  of the class; the object's size varies by a factor of 1.8 in radius, so the area fractions of the classes
   overlap; a smooth background ramp and pixel noise vary the histogram further. The shape is the only signal.
 * **Cheap and exact.** numpy only, a few milliseconds per image; the same (seed, index) gives the same array
   on every platform (PCG64 ``default_rng``, draws in a fixed order).
@@ -51,7 +51,7 @@ CLASS_NAMES = ("disc", "ellipse", "square", "rectangle", "triangle", "ring", "cr
 NUM_CLASSES = len(CLASS_NAMES)
 
 # Object size: radius of the circle that bounds the shape, as a fraction of the image's SHORTER side.
-RADIUS_RANGE = (0.2, 0.4)
+RADIUS_RANGE = (0.25, 0.45)
 ELONGATION_RANGE = (1.8, 2.5)  # ellipse / rectangle axis ratio
 BORDER_MARGIN = 0.04  # the object keeps this gap to the image border (2.5 px at 64 px)
 # Object and background colours: one from the dark band, one from the light band (per channel), which one is

@@ -36,7 +36,7 @@ def test_training_is_deterministic_and_changes_the_weights(name):
     finally:
         torch.use_deterministic_algorithms(False)
         torch.set_num_threads(threads)
-    init = create_model(name, seed=3).state_dict()
+    init = create_model(recipe.model, seed=3).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], init[k]) for k in a)
 
