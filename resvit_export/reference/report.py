@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from resvit_export.errors import CheckpointError
+
 from .checkpoints import RUNS, load_record
 from .evaluate import SIZE_GROUPS, size_key
 
@@ -35,8 +37,8 @@ def markdown_table(folder: str | os.PathLike | None = None, names: tuple[str, ..
     records = [load_record(name, folder) for name in _ROW_ORDER if name in names]
     missing = [r["run"] for r in records if not r.get("heldout")]
     if missing:
-        raise ValueError(f"records without held-out accuracy: {', '.join(missing)}; run "
-                         f"`python training/train_reference.py evaluate` first")
+        raise CheckpointError(f"records without held-out accuracy: {', '.join(missing)}; run "
+                              f"`python training/train_reference.py evaluate {' '.join(missing)}` first")
     summary = ["| model | training | steps | train s | sides 64–256 | unseen larger | larger / in-range | 48×48 |",
                "|---|---|--:|--:|--:|--:|--:|--:|"]
     groups = list(SIZE_GROUPS)
@@ -48,6 +50,6 @@ def markdown_table(folder: str | os.PathLike | None = None, names: tuple[str, ..
         ho = rec["heldout"]
         inside, larger = group_mean(ho["train_range"]), group_mean(ho["unseen_larger"])
         summary.append(f"| {rec['run']} | {_recipe_words(rec)} | {rec['steps']} | {rec['wall_s']:.0f} | "
-                       f"{_pct(inside)} | {_pct(larger)} | {larger / inside:.2f} | {_pct(group_mean(ho['unseen_smaller']))} |")
+                       f"{_pct(inside)} | {_pct(larger)} | {larger / inside if inside else float('nan'):.2f} | {_pct(group_mean(ho['unseen_smaller']))} |")
         detail.append(f"| {rec['run']} | " + " | ".join(_pct(ho[g][k]) for g, k in sizes) + " |")
     return "\n".join(summary) + "\n\n" + "\n".join(detail)

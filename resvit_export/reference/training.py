@@ -109,11 +109,12 @@ def multires_views_loss(model, views: list[torch.Tensor], labels: torch.Tensor, 
 
         (1/r) · [ Σ_i CE(head(cls_i), y) + α · Σ_{i>=1} SmoothL1(cls_i, LN(cls_{i-1}.detach())) ]
 
-    ``cls_i = model.forward_features(view_i)``, the final-normed class token; LN has no affine parameters.
+    ``cls_i = model.forward_head(model.forward_features(view_i), pre_logits=True)``, the final-normed class
+    token; LN has no affine parameters.
     """
     cls_prev, ce_sum, scl_sum = None, labels.new_zeros((), dtype=torch.float32), labels.new_zeros((), dtype=torch.float32)
     for view in views:
-        cls = model.forward_features(view)
+        cls = model.forward_head(model.forward_features(view), pre_logits=True)
         ce_sum = ce_sum + F.cross_entropy(model.head(cls), labels)
         if cls_prev is not None:
             teacher = F.layer_norm(cls_prev.detach(), cls.shape[-1:], eps=1e-5)

@@ -39,7 +39,7 @@ def test_train_evaluate_table_round_trip(tmp_path):
     held = json.loads((tmp_path / "deit_test.json").read_text())["heldout"]
     assert held["n_per_size"] == 3 and set(held) >= {"train_range", "unseen_larger", "unseen_smaller", "test_slice"}
     table = run("table", "deit_test", "--dir", str(tmp_path))
-    assert table.returncode == 0 and table.stdout.count("\n| deit_test |") == 1
+    assert table.returncode == 0 and table.stdout.count("\n| deit_test |") == 2  # summary and per-size rows
 
 
 def test_evaluate_refuses_weights_that_do_not_match_their_record(tmp_path):
@@ -54,3 +54,10 @@ def test_evaluate_refuses_weights_that_do_not_match_their_record(tmp_path):
 @pytest.mark.parametrize("args", [("train",), ("train", "--steps", "0", "deit_test")])
 def test_bad_arguments_exit_2(args, tmp_path):
     assert run(*args, "--out", str(tmp_path / "x")).returncode == 2
+
+
+def test_table_before_evaluate_says_what_to_run(tmp_path):
+    assert run("train", "deit_test", "--steps", "1", "--out", str(tmp_path)).returncode == 0
+    proc = run("table", "deit_test", "--dir", str(tmp_path))
+    assert proc.returncode == 6 and proc.stderr.strip().count("\n") == 0
+    assert "train_reference.py evaluate deit_test" in proc.stderr
