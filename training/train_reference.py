@@ -16,11 +16,8 @@ Exit codes: 0 ok · 2 bad arguments (unknown model, bad number) · 6 a weights/r
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -41,15 +38,6 @@ def _runs(names: tuple[str, ...]) -> list[str]:
     if unknown:
         raise click.UsageError(f"no training recipe for {', '.join(unknown)}; choose from {', '.join(RUNS)} or `all`")
     return list(names)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    """Temp file + rename: an interrupted run never leaves a half-written record."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2)
-        fh.write("\n")
-    os.replace(tmp, path)
 
 
 def _data_recipe() -> dict:
@@ -88,8 +76,9 @@ def train(names, seed, steps, out):
     import numpy as np
     import torch
 
+    from resvit_export.io import sha256_file, write_json_atomic
     from resvit_export.models import create_model, save_weights
-    from resvit_export.reference.checkpoints import record_path, sha256_file, weights_path
+    from resvit_export.reference.checkpoints import record_path, weights_path
     from resvit_export.reference.training import RECIPES, train as run_training
 
     for name in runs:
@@ -119,7 +108,7 @@ def train(names, seed, steps, out):
             "weights": {"file": wpath.name, "bytes": wpath.stat().st_size, "sha256": sha256_file(wpath)},
             "heldout": None,  # filled by `evaluate`
         }
-        _write_json(record_path(name, out), record)
+        write_json_atomic(record_path(name, out), record)
         click.echo(f"{name}: {result.wall_s:.0f} s, final loss {result.final_loss:.3f} -> {wpath}")
 
 
@@ -133,8 +122,10 @@ def evaluate(names, folder, n):
     import torch
 
     from resvit_export.errors import CheckpointError
-    from resvit_export.reference.checkpoints import load_record, record_path, reference_model, sha256_file, weights_path
-    from resvit_export.reference.evaluate import HELDOUT_N, SIZE_GROUPS, accuracy_table, torch_runner
+    from resvit_export.io import sha256_file, write_json_atomic
+    from resvit_export.reference.checkpoints import load_record, record_path, reference_model, weights_path
+    from resvit_export.reference.evaluate import (HELDOUT_N, SIZE_GROUPS, accuracy_table, max_protocol_side,
+                                                  torch_runner)
     from resvit_export.reference.report import group_mean
 
     runs = _runs(names)
@@ -144,10 +135,11 @@ def evaluate(names, folder, n):
             raise CheckpointError(f"{weights_path(name, folder)} does not match the sha256 in its record; retrain it")
     for name in runs:
         start = time.perf_counter()
-        table = accuracy_table(torch_runner(reference_model(name, folder)), n or HELDOUT_N)
+        table = accuracy_table(torch_runner(reference_model(name, folder, max_side=max_protocol_side())),
+                               n or HELDOUT_N)
         rec = load_record(name, folder)
         rec["heldout"] = {**table, "eval_threads": torch.get_num_threads()}
-        _write_json(record_path(name, folder), rec)
+        write_json_atomic(record_path(name, folder), rec)
         means = ", ".join(f"{group} {group_mean(table[group]):.3f}" for group in SIZE_GROUPS)
         click.echo(f"{name}: mean accuracy {means} ({time.perf_counter() - start:.0f} s)")
 

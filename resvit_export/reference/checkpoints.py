@@ -13,15 +13,14 @@ The folder ships with the source tree, not inside the wheel: a copy installed fr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 from resvit_export.errors import CheckpointError, UsageError
 
-__all__ = ["REFERENCE_MODELS", "ABLATIONS", "RUNS", "model_of", "weights_dir", "weights_path", "record_path", "load_record", "reference_model",
-           "sha256_file"]
+__all__ = ["REFERENCE_MODELS", "ABLATIONS", "RUNS", "model_of", "weights_dir", "weights_path", "record_path",
+           "load_record", "reference_model"]
 
 REFERENCE_MODELS = ("vitar_test", "resformer_test", "navit_test", "rivit_test", "deit_test")
 # extra runs that answer a question about the comparison: run name -> registry model it trains.
@@ -71,16 +70,14 @@ def load_record(name: str, folder: str | os.PathLike | None = None) -> dict:
                               f"rerun `python training/train_reference.py train {name}`") from err
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def reference_model(name: str, folder: str | os.PathLike | None = None, max_side: int | None = None):
+    """The registry model of run ``name`` with its trained weights, in eval mode.
 
+    ``max_side``: fit the model to inputs up to this side with the config's deploy-time overrides (ViTAR then
+    runs only the ATM stages that size needs: same weights, bit-identical outputs, less work).
+    """
+    from resvit_export.models import create_model, get_entry, load_weights
 
-def reference_model(name: str, folder: str | os.PathLike | None = None):
-    """The registry model of run ``name`` with its trained weights, in eval mode."""
-    from resvit_export.models import create_model, load_weights
-
-    return load_weights(create_model(model_of(name)), weights_path(name, folder)).eval()
+    model = model_of(name)
+    overrides = {} if max_side is None else get_entry(model).config.deploy_overrides(max_side)
+    return load_weights(create_model(model, **overrides), weights_path(name, folder)).eval()

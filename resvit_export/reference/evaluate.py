@@ -34,6 +34,7 @@ __all__ = [
     "SIZE_GROUPS",
     "TEST_SLICE",
     "size_key",
+    "max_protocol_side",
 ]
 
 Runner = Callable[[np.ndarray], np.ndarray]
@@ -159,6 +160,10 @@ TEST_SLICE = {"n": 50, "sizes": ((224, 224), (192, 96), (384, 384))}  # what the
 
 def size_key(h: int, w: int) -> str:
     return f"{h}x{w}"
+
+
+def max_protocol_side() -> int:
+    return max(max(hw) for sizes in SIZE_GROUPS.values() for hw in sizes)
 
 
 def accuracy_table(runner: Runner, n: int = HELDOUT_N) -> dict:

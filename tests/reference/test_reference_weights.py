@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from resvit_export.io import sha256_file
 from resvit_export.models import create_model, load_weights
 from resvit_export.reference import checkpoints, evaluate
 from resvit_export.reference.task import NUM_CLASSES
@@ -23,7 +24,7 @@ def test_weights_are_small_safetensors_matching_their_record(trained):
     name, _, record = trained
     path = checkpoints.weights_path(name)
     assert path.stat().st_size < 5 * 2**20
-    assert record["weights"]["sha256"] == checkpoints.sha256_file(path)
+    assert record["weights"]["sha256"] == sha256_file(path)
     assert record["run"] == name and record["model"] == checkpoints.model_of(name)
 
 
@@ -63,3 +64,12 @@ def test_trained_models_beat_chance_by_a_wide_margin(trained):
     1000 images per size; a chance-level model reaches 0.3 there with probability < 1e-60)."""
     _, _, record = trained
     assert max(record["heldout"]["train_range"].values()) >= 3 * CHANCE
+
+
+def test_fitting_the_model_to_the_protocol_keeps_its_outputs(trained):
+    """`evaluate` loads the models fitted to the largest protocol side (ViTAR: 2 ATM stages, not 5)."""
+    name, model, _ = trained
+    fitted = checkpoints.reference_model(name, max_side=evaluate.max_protocol_side())
+    x = next(evaluate.heldout_batches(512, 256, 2))[0]
+    with torch.no_grad():
+        assert torch.equal(model(torch.from_numpy(x)), fitted(torch.from_numpy(x)))
