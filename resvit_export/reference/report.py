@@ -39,11 +39,11 @@ def markdown_table(folder: str | os.PathLike | None = None, names: tuple[str, ..
     if missing:
         raise CheckpointError(f"records without held-out accuracy: {', '.join(missing)}; run "
                               f"`python training/train_reference.py evaluate {' '.join(missing)}` first")
-    summary = ["| model | training | steps | train s | sides 64–256 | unseen larger | larger / in-range | 48×48 |",
+    summary = ["| run | training | steps | train s | sides 64–256 | unseen larger | larger / in-range | 48×48 |",
                "|---|---|--:|--:|--:|--:|--:|--:|"]
     groups = list(SIZE_GROUPS)
     sizes = [(g, size_key(h, w)) for g in groups for h, w in SIZE_GROUPS[g]]
-    detail = ["| model | " + " | ".join(k.replace("x", "×") if g == "train_range" else f"**{k.replace('x', '×')}**"
+    detail = ["| run | " + " | ".join(k.replace("x", "×") if g == "train_range" else f"**{k.replace('x', '×')}**"
                                      for g, k in sizes) + " |",
               "|---|" + "--:|" * len(sizes)]
     for rec in records:

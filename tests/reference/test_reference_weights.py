@@ -73,3 +73,13 @@ def test_fitting_the_model_to_the_protocol_keeps_its_outputs(trained):
     x = next(evaluate.heldout_batches(512, 256, 2))[0]
     with torch.no_grad():
         assert torch.equal(model(torch.from_numpy(x)), fitted(torch.from_numpy(x)))
+
+
+def test_readme_table_is_the_one_the_records_give():
+    """The README's accuracy tables are generated (`train_reference.py table`), never edited by hand."""
+    from pathlib import Path
+
+    from resvit_export.reference.report import markdown_table
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert markdown_table() in readme
