@@ -39,6 +39,8 @@ import numpy as np
 from resvit_export.errors import UsageError
 from resvit_export.profiles import ResolutionProfile
 
+from resvit_export.bundle.device import parity_core as core
+
 from .inputs import INPUT_KINDS, case_seed, make_inputs
 from .matrix import Case, MergedCase, merge_same_grid, resolution_matrix
 
@@ -75,11 +77,7 @@ class Tolerances:
         return dataclasses.asdict(self)
 
 
-_DEFAULTS = {
-    "fp32": Tolerances(1e-4, 1e-3, 0.99999, 1.0),
-    "fp16": Tolerances(5e-2, 5e-2, 0.999, 0.9),
-    "int8": Tolerances(None, None, 0.98, 0.8),
-}
+_DEFAULTS = {p: Tolerances(**values) for p, values in core.DEFAULT_TOLERANCES.items()}
 
 
 def default_tolerances(precision: str) -> Tolerances:
@@ -115,8 +113,7 @@ class CaseResult:
     budget: float = 0.0  # largest fraction of a tolerance used (>1 = breach)
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in d.items()}
+        return core.json_safe(dataclasses.asdict(self))
 
 
 @dataclass
@@ -140,7 +137,7 @@ class ParityReport:
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.cases) and self.top1_agreement >= self.tolerances.top1_min
+        return core.report_passed(self._records(), self.top1_agreement, self.tolerances.top1_min)
 
     def __bool__(self) -> bool:
         return self.passed
@@ -152,36 +149,19 @@ class ParityReport:
     @property
     def worst(self) -> CaseResult | None:
         """The case that used the largest fraction of any tolerance (ties: larger max-abs)."""
-        if not self.cases:
-            return None
-        return max(self.cases, key=lambda c: (c.budget, c.max_abs))
+        return max(self.cases, key=lambda c: (c.budget, c.max_abs)) if self.cases else None
+
+    def _records(self) -> list[dict]:
+        return [dataclasses.asdict(c) for c in self.cases]
 
     def summary_line(self) -> str:
-        w = self.worst
-        status = "PASSED" if self.passed else "FAILED"
         merged = f", {len(self.merged)} same-grid merged" if self.merged else ""
-        head = (f"{self.precision} parity {status}: {len(self.cases)} cases "
-                f"({len(self.failed_cases)} failed{merged}), top-1 agreement {self.top1_agreement:.4f}")
-        if w is None:
-            return head
-        if not np.isfinite(w.budget):
-            return f"{head}; worst {w.name} [{w.input}]: {w.failures[0] if w.failures else 'not comparable'}"
-        return (f"{head}; worst {w.name} [{w.input}]: max-abs {w.max_abs:.3g}, cos {w.cosine:.7f}, "
-                f"{w.budget * 100:.1f}% of tolerance")
+        return core.summary_line(self.precision, self._records(), self.top1_agreement, self.tolerances.top1_min,
+                                 extra=merged)
 
     def failure_line(self) -> str:
-        """One line naming the first breach and where it sits (for ParityError messages)."""
-        if self.passed:
-            return "no breach"
-        bad = self.failed_cases
-        if bad:
-            w = max(bad, key=lambda c: (c.budget, c.max_abs))
-            where = (f" (largest error at batch row {w.worst_row}, {w.output}[{', '.join(map(str, w.worst_index))}])"
-                     if w.worst_index else "")
-            return (f"{len(bad)}/{len(self.cases)} cases breach; worst {w.name} [{w.input} input]: "
-                    f"{'; '.join(w.failures)}{where}")
-        return (f"top-1 agreement {self.top1_agreement:.4f} over all cases is below --top1-min "
-                f"{self.tolerances.top1_min}")
+        """One line naming the worst breach and where it sits (for ParityError messages)."""
+        return core.failure_line(self._records(), self.top1_agreement, self.tolerances.top1_min)
 
     def summary_dict(self) -> dict:
         w = self.worst
@@ -211,6 +191,9 @@ class ParityReport:
             "profiles": self.profiles,
             "top1_agreement": self.top1_agreement,
             "isolated": self.isolated,
+            "reference": "PyTorch eager FP32 on CPU",
+            "artifact": {"path": self.onnx_path, "sha256": self.onnx_sha256, "label": "ORT",
+                         "runtime": "ONNX Runtime CPU" + (" (isolated child process)" if self.isolated else "")},
             "worst": None if w is None else w.to_dict(),
             "cases": [c.to_dict() for c in self.cases],
             "merged": [m.to_dict() for m in self.merged],
@@ -221,7 +204,8 @@ class ParityReport:
         }
 
 
-def _quiet_polygraphy():
+def _polygraphy_backend():
+    """Polygraphy's SimpleCompareFunc / CosineSimilarityCompareFunc as the core's statistics functions."""
     from resvit_export._optional import require
 
     require("polygraphy")
@@ -231,78 +215,30 @@ def _quiet_polygraphy():
     import polygraphy.comparator as comparator
     from polygraphy.comparator.struct import IterationResult
 
-    return comparator, IterationResult
+    def stats(ref, got, atol, rtol):
+        fn = comparator.SimpleCompareFunc(atol=atol, rtol=rtol, check_error_stat="elemwise",
+                                          infinities_compare_equal=True)
+        st = fn(IterationResult({"y": ref}, runner_name="pytorch"), IterationResult({"y": got}, runner_name="artifact"))["y"]
+        return {"max_absdiff": float(st.max_absdiff), "mean_absdiff": float(st.mean_absdiff),
+                "max_reldiff": float(st.max_reldiff), "passed": bool(st)}
+
+    def cosine(a, b):
+        fn = comparator.CosineSimilarityCompareFunc(cosine_similarity_threshold=-1.0)
+        res = fn(IterationResult({"y": a}, runner_name="pytorch"), IterationResult({"y": b}, runner_name="artifact"))
+        return float(res["y"].cosine_similarity)
+
+    return stats, cosine
 
 
 def compare_outputs(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], tol: Tolerances) -> dict[str, Any]:
     """Compare one case's outputs (name -> array, same names) with Polygraphy's comparators.
 
     Returns the metrics of the output with the largest tolerance budget, plus ``failures`` (list of str).
+    The logic is ``bundle/device/parity_core.compare_outputs``; the device runs it with numpy statistics
+    that are proven equal to these.
     """
-    comparator, IterationResult = _quiet_polygraphy()
-    ref = {k: np.asarray(v, dtype=np.float32) for k, v in ref.items()}
-    got = {k: np.asarray(got[k], dtype=np.float32) for k in ref}
-    # Elementwise rule: |diff| <= atol OR rel <= rtol. A disabled (None) bound must not make the OR always true.
-    off = np.inf if tol.atol is None and tol.rtol is None else 0.0
-    simple = comparator.SimpleCompareFunc(atol=tol.atol if tol.atol is not None else off,
-                                          rtol=tol.rtol if tol.rtol is not None else off,
-                                          check_error_stat="elemwise", infinities_compare_equal=True)
-    cosine = comparator.CosineSimilarityCompareFunc(cosine_similarity_threshold=tol.cos_min)
-    stats = simple(IterationResult(ref, runner_name="pytorch"), IterationResult(got, runner_name="onnxruntime"))
-    per_output = []
-    for name in ref:
-        r, g = ref[name], got[name]
-        st = stats[name]
-        failures = []
-        if r.shape != g.shape:
-            per_output.append(dict(output=name, max_abs=float("inf"), mean_abs=float("inf"), max_rel=float("inf"),
-                                   cosine=-1.0, top1=0.0, top1_rows=0, worst_row=0, worst_index=[], budget=float("inf"),
-                                   failures=[f"output {name} shape {g.shape} != PyTorch {r.shape}"]))
-            continue
-        rows_r = r.reshape(r.shape[0], -1) if r.ndim >= 2 else r.reshape(1, -1)
-        rows_g = g.reshape(rows_r.shape)
-        cos_rows = []
-        for i in range(rows_r.shape[0]):
-            res = cosine(IterationResult({name: rows_r[i]}, runner_name="pytorch"),
-                         IterationResult({name: rows_g[i]}, runner_name="onnxruntime"))[name]
-            cos_rows.append(float(res.cosine_similarity))
-        cos = min(cos_rows)
-        diff = np.abs(r - g)
-        flat = int(np.nanargmax(diff)) if np.isfinite(diff).any() else 0
-        loc = [int(i) for i in np.unravel_index(flat, r.shape)]
-        if r.ndim == 2:
-            agree = int((r.argmax(1) == g.argmax(1)).sum())
-            top1_rows = agree
-            top1 = agree / r.shape[0]
-        else:
-            top1_rows, top1 = rows_r.shape[0], 1.0  # not a classification output
-        finite = bool(np.isfinite(g).all())
-        if not finite:
-            failures.append(f"non-finite values in ONNX Runtime output {name}")
-        if not bool(st) and (tol.atol is not None or tol.rtol is not None):
-            failures.append(f"max-abs {st.max_absdiff:.3g} exceeds atol {tol.atol} (rtol {tol.rtol})")
-        if not (cos >= tol.cos_min):
-            failures.append(f"cosine {cos:.7f} < cos-min {tol.cos_min}")
-        budgets = []
-        if tol.atol is not None or tol.rtol is not None:
-            # per element the smaller of |diff|/atol and rel/rtol (the rule above), worst element wins
-            with np.errstate(divide="ignore", invalid="ignore"):
-                use = diff / tol.atol if tol.atol else np.full(diff.shape, np.inf)
-                if tol.rtol:
-                    use = np.minimum(use, diff / (np.abs(r) * tol.rtol))
-            use = np.where(diff == 0, 0.0, use)
-            if np.isfinite(use).any():
-                budgets.append(float(np.nanmax(np.where(np.isfinite(use), use, np.nan))))
-        if tol.cos_min < 1.0:
-            budgets.append((1.0 - cos) / (1.0 - tol.cos_min))
-        budget = max(budgets) if budgets else 0.0
-        if failures:
-            budget = max(budget, 1.0 + 1e-9)
-        per_output.append(dict(output=name, max_abs=float(st.max_absdiff), mean_abs=float(st.mean_absdiff),
-                               max_rel=float(st.max_reldiff), cosine=cos, top1=top1, top1_rows=top1_rows,
-                               worst_row=loc[0] if loc else 0, worst_index=loc[1:], budget=budget,
-                               failures=failures))
-    return max(per_output, key=lambda d: (d["budget"], d["max_abs"]))
+    stats, cosine = _polygraphy_backend()
+    return core.compare_outputs(ref, got, tol, stats=stats, cosine=cosine)
 
 
 def _versions() -> dict[str, str]:
@@ -431,7 +367,7 @@ def validate_onnx(
     for j, (case, kind) in enumerate(jobs):
         ref = dict(zip(out_names, runs.ref[j]))
         if j in runs.ort_errors:
-            m = _rejected(out_names[0], runs.ort_errors[j])
+            m = _ort_rejected(out_names[0], runs.ort_errors[j])
         else:
             m = compare_outputs(ref, runs.got[j], tol)
         rows_total += case.batch
@@ -457,12 +393,9 @@ def validate_onnx(
     return report
 
 
-def _rejected(output: str, message: str) -> dict[str, Any]:
-    """Metrics of a case ONNX Runtime refused to run: a failure, not comparable."""
-    nan = float("nan")
-    return dict(output=output, max_abs=nan, mean_abs=nan, max_rel=nan, cosine=nan, top1=0.0, top1_rows=0,
-                worst_row=0, worst_index=[], budget=float("inf"),
-                failures=[f"ONNX Runtime cannot run this size: {message.split(': ', 1)[-1]}"])
+def _ort_rejected(output: str, message: str) -> dict[str, Any]:
+    """A size ONNX Runtime refused to run: a failing case in the report, not an abort."""
+    return core.not_compared(output, f"ONNX Runtime cannot run this size: {message.split(': ', 1)[-1]}")
 
 
 # --- packed NaViT ----------------------------------------------------------------------------------------
@@ -550,7 +483,7 @@ def validate_packed_navit(
     for j, (k, kind, sizes, batch) in enumerate(jobs):
         r_img = unpack_logits(torch.from_numpy(runs.ref[j][0]), batch).numpy()
         if j in runs.ort_errors:
-            m = _rejected(name, runs.ort_errors[j])
+            m = _ort_rejected(name, runs.ort_errors[j])
         else:
             got = np.asarray(runs.got[j][name], dtype=np.float32)
             g_img = unpack_logits(torch.from_numpy(got), batch).numpy()
