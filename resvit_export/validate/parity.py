@@ -36,10 +36,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from resvit_export.bundle.device import parity_core as core
 from resvit_export.errors import UsageError
 from resvit_export.profiles import ResolutionProfile
-
-from resvit_export.bundle.device import parity_core as core
 
 from .inputs import INPUT_KINDS, case_seed, make_inputs
 from .matrix import Case, MergedCase, merge_same_grid, resolution_matrix
@@ -134,6 +133,13 @@ class ParityReport:
     isolated: bool = False
     merged: list[MergedCase] = field(default_factory=list)  # cases not run: same batch and grid as a run case
     timing: dict = field(default_factory=dict)  # how the latency columns were measured
+    reference_set: dict | None = None  # files and bytes of the reference set written with the report
+    # engine checks only (parity.engine.*): what the device could not run, what ran row by row, and names
+    skipped: list[dict] = field(default_factory=list)
+    split: list[dict] = field(default_factory=list)
+    label: str = "parity"
+    reference: str = "PyTorch eager FP32 on CPU"
+    artifact: dict | None = None  # default: the ONNX file on ONNX Runtime CPU
 
     @property
     def passed(self) -> bool:
@@ -155,9 +161,10 @@ class ParityReport:
         return [dataclasses.asdict(c) for c in self.cases]
 
     def summary_line(self) -> str:
-        merged = f", {len(self.merged)} same-grid merged" if self.merged else ""
+        extra = (f", {len(self.merged)} same-grid merged" if self.merged else "") + (
+            f", {len(self.skipped)} skipped" if self.skipped else "")
         return core.summary_line(self.precision, self._records(), self.top1_agreement, self.tolerances.top1_min,
-                                 extra=merged)
+                                 extra=extra, label=self.label)
 
     def failure_line(self) -> str:
         """One line naming the worst breach and where it sits (for ParityError messages)."""
@@ -191,17 +198,43 @@ class ParityReport:
             "profiles": self.profiles,
             "top1_agreement": self.top1_agreement,
             "isolated": self.isolated,
-            "reference": "PyTorch eager FP32 on CPU",
-            "artifact": {"path": self.onnx_path, "sha256": self.onnx_sha256, "label": "ORT",
-                         "runtime": "ONNX Runtime CPU" + (" (isolated child process)" if self.isolated else "")},
+            "reference": self.reference,
+            "artifact": self.artifact or {
+                "path": self.onnx_path, "sha256": self.onnx_sha256, "label": "ORT",
+                "runtime": "ONNX Runtime CPU" + (" (isolated child process)" if self.isolated else "")},
             "worst": None if w is None else w.to_dict(),
             "cases": [c.to_dict() for c in self.cases],
             "merged": [m.to_dict() for m in self.merged],
             "timing": self.timing,
+            "reference_set": self.reference_set,
+            "skipped": self.skipped,
+            "split": self.split,
             "seconds": round(self.seconds, 3),
             "versions": self.versions,
             "date": self.date,
         }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ParityReport":
+        """The report back from its parity*.json form (JSON nulls in float fields become NaN/inf)."""
+        def case(c: dict) -> CaseResult:
+            c = dict(c)
+            for k in ("max_abs", "mean_abs", "max_rel", "cosine", "torch_ms", "ort_ms"):
+                c[k] = float("nan") if c[k] is None else c[k]
+            c["budget"] = float("inf") if c["budget"] is None else c["budget"]
+            return CaseResult(**{k: c[k] for k in core.CASE_KEYS})
+
+        merged = [MergedCase(Case(m["name"], m["batch"], m["h"], m["w"], m["kind"]), m["into"], m["reason"])
+                  for m in d.get("merged") or []]
+        return cls(model=d["model"], onnx_path=d.get("onnx") or "", onnx_sha256=d.get("onnx_sha256") or "",
+                   precision=d["precision"], tolerances=Tolerances(**d["tolerances"]), profiles=list(d["profiles"]),
+                   cases=[case(c) for c in d["cases"]], top1_agreement=d["top1_agreement"], seconds=d["seconds"],
+                   versions=dict(d["versions"]), date=d["date"], isolated=bool(d.get("isolated")), merged=merged,
+                   timing=dict(d.get("timing") or {}), reference_set=d.get("reference_set"),
+                   skipped=list(d.get("skipped") or []), split=list(d.get("split") or []),
+                   label="engine parity" if (d.get("artifact") or {}).get("label") == "engine" else "parity",
+                   reference=d.get("reference") or "PyTorch eager FP32 on CPU", artifact=d.get("artifact"))
+
 
 
 def _polygraphy_backend():
@@ -259,12 +292,11 @@ def _plan_cases(profiles, rule, extra_resolutions, batch_sizes, onnx_path, merge
 
     cases: list[Case] = resolution_matrix(profiles, rule, extra_resolutions, batch_sizes)
     if not merge:
-        return cases, [], "merging off"
+        return cases, []
     proof = prove_patch_grid_input(onnx_path, rule.patch_size)
     if not proof.holds:
-        return cases, [], f"no case merged: {proof.reason}"
-    kept, merged = merge_same_grid(cases, rule.patch_size, proof.reason)
-    return kept, merged, proof.reason
+        return cases, []
+    return merge_same_grid(cases, rule.patch_size, proof.reason)
 
 
 def _timing_note(concurrent: bool, threads: int, warm: bool) -> dict:
@@ -343,10 +375,11 @@ def validate_onnx(
     in_names, out_names = onnx_io_names(onnx_path)
     if len(in_names) != 1:
         raise UsageError(f"{onnx_path} has inputs {in_names}; validate_onnx handles single-image-input models")
-    cases, merged, _ = _plan_cases(profiles, rule, extra_resolutions, batch_sizes, onnx_path, merge)
+    cases, merged = _plan_cases(profiles, rule, extra_resolutions, batch_sizes, onnx_path, merge)
     started = time.monotonic()
     jobs = [(c, k) for c in cases for k in kinds]  # a case's kinds in a row: the first warms its shape up
-    inputs = [make_inputs(k, c.batch, c.h, c.w, case_seed(f"{k}:{c.name}", seed)) for c, k in jobs]
+    seeds = [case_seed(f"{k}:{c.name}", seed) for c, k in jobs]
+    inputs = [make_inputs(k, c.batch, c.h, c.w, s) for (c, k), s in zip(jobs, seeds)]
     model = model.float().eval()
     done = 0
 
@@ -387,8 +420,16 @@ def validate_onnx(
         versions=_versions(), date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         isolated=isolated, merged=merged, timing=_timing_note(concurrent, threads, warm))
     if out_dir is not None:
+        from .reference import ReferenceEntry, write_reference_set
         from .report import write_reports
 
+        entries = [ReferenceEntry(c.name, c.kind, k, c.batch, c.h, c.w, c.tokens(rule.patch_size), s, x, ref)
+                   for (c, k), s, x, ref in zip(jobs, seeds, inputs, runs.ref)]
+        info = write_reference_set(out_dir, entries, model=report.model, profiles=report.profiles,
+                                   input_name=in_names[0], output_names=out_names, seed=seed, precision=precision,
+                                   tolerances=tol.to_dict(), merged=[m.to_dict() for m in merged],
+                                   torch_version=torch.__version__)
+        report.reference_set = info.to_dict()
         write_reports(report, out_dir)
     return report
 
