@@ -7,8 +7,8 @@ by side. ONNX Runtime runs in a worker thread (its ``run`` releases the GIL) or,
 process that the worker thread waits for.
 
 Latency: the first run at a new input shape pays for allocation and kernel set-up, so it is the shape's
-warm-up; ``warm_latency`` gives every feed its shape's best later run (a compared one), and says when a
-shape ran only once so that its only time is a cold one.
+warm-up; ``warm_latency`` (``parity_core``) gives every feed its shape's best later run (a compared one),
+and says when a shape ran only once so that its only time is a cold one.
 """
 
 from __future__ import annotations
@@ -22,7 +22,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from resvit_export.bundle.device import parity_core as core
+
 __all__ = ["SideRuns", "run_both_sides", "warm_latency", "default_threads"]
+
+warm_latency = core.warm_latency  # shared with the device check (first run at a shape = its warm-up)
 
 
 def default_threads() -> int:
@@ -121,21 +125,3 @@ def _reference_runs(forward, n: int, label, tick, abandon: Callable[[], bool]):
             outs.append([o.detach().float().numpy() for o in (out if isinstance(out, (tuple, list)) else (out,))])
             tick(f"pytorch {label(j)}")
     return outs, secs
-
-
-def warm_latency(shapes: Sequence[object], seconds: Sequence[float]) -> tuple[list[float], bool]:
-    """Per feed, the latency of its shape: the best run at that shape after the first one.
-
-    ``shapes[j]`` is any hashable key of feed j's input shapes; runs are in feed order. A shape that ran only
-    once keeps that (cold) time. Returns (per-feed latency, True when every shape had a warm run).
-    """
-    runs: dict[object, list[float]] = {}
-    for key, s in zip(shapes, seconds):
-        runs.setdefault(key, []).append(s)
-
-    def best(times: list[float]) -> float:
-        warm = [t for t in times[1:] if t == t]  # NaN: a run ONNX Runtime rejected
-        return min(warm) if warm else times[0]
-
-    per_shape = {k: best(v) for k, v in runs.items()}
-    return [per_shape[k] for k in shapes], all(len(v) > 1 for v in runs.values())

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -141,6 +141,24 @@ def _budget(r: np.ndarray, diff: np.ndarray, cos: float, tol) -> float:
     return max(budgets) if budgets else 0.0
 
 
+def warm_latency(shapes: Sequence[object], seconds: Sequence[float]) -> Tuple[List[float], bool]:
+    """Per feed, the latency of its shape: the best run at that shape after the first one.
+
+    ``shapes[j]`` is any hashable key of feed j's input shapes; runs are in feed order. A shape that ran only
+    once keeps that (cold) time. Returns (per-feed latency, True when every shape had a warm run).
+    """
+    runs: Dict[object, List[float]] = {}
+    for key, s in zip(shapes, seconds):
+        runs.setdefault(key, []).append(s)
+
+    def best(times: List[float]) -> float:
+        warm = [t for t in times[1:] if t == t]  # NaN: a run the artifact rejected
+        return min(warm) if warm else times[0]
+
+    per_shape = {k: best(v) for k, v in runs.items()}
+    return [per_shape[k] for k in shapes], all(len(v) > 1 for v in runs.values())
+
+
 def not_compared(output: str, failure: str) -> Dict[str, Any]:
     """Metrics of a case the artifact could not run: a failure with nothing to compare."""
     nan = float("nan")
@@ -160,7 +178,8 @@ def worst_case(cases: Sequence[dict]) -> Optional[dict]:
 
 
 def report_passed(cases: Sequence[dict], top1_agreement: float, top1_min: float) -> bool:
-    return all(c["passed"] for c in cases) and top1_agreement >= top1_min
+    """Every case passed, the top-1 agreement over all rows holds, and something was compared at all."""
+    return bool(cases) and all(c["passed"] for c in cases) and top1_agreement >= top1_min
 
 
 def summary_line(precision: str, cases: Sequence[dict], top1_agreement: float, top1_min: float,
@@ -184,6 +203,8 @@ def failure_line(cases: Sequence[dict], top1_agreement: float, top1_min: float) 
     """One line naming the worst breach and where it sits (for error messages)."""
     if report_passed(cases, top1_agreement, top1_min):
         return "no breach"
+    if not cases:
+        return "no case was compared"
     bad = [c for c in cases if not c["passed"]]
     if bad:
         w = worst_case(bad)
@@ -232,9 +253,14 @@ def render_markdown(d: dict) -> str:
         f"- Date: {d['date']}; {d['seconds']:.1f}s",
     ]
     t = d.get("timing")
-    if t:
+    if t and t.get("concurrent") is None:  # one runtime (an engine check)
+        lines.append(f"- Timing: {t['runs']}; latency = {t['latency']}")
+    elif t:
         lines.append(f"- Timing: {t['runs']}, {'both sides at once' if t['concurrent'] else 'one side after the other'}"
                      f", {t['threads_per_side']} thread(s) each; latency = {t['latency']}")
+    if d.get("split"):
+        lines.append("- Run row by row (the engine's profiles do not allow their batch): "
+                     + ", ".join(f"{s['name']} [{s['input']}]" for s in d["split"]))
     lines.append("")
     if not d["passed"]:
         lines += [f"**Breach:** {d['failure']}", ""]
