@@ -34,11 +34,13 @@ __all__ = ["create_bundle", "verify_bundle", "extract_bundle", "collect_bundle_f
            "DEVICE_FILES", "profiles_env"]
 
 SUMS_NAME = "SHA256SUMS"
-DEVICE_FILES = ("build_engine.sh", "run_engine.py", "README.txt",
-                # engine parity on the device (HPAR, issue #9): the check and the numpy-only modules it imports
-                "check_engine.py", "parity_core.py", "parity_inputs.py", "reference_set.py")
+DEVICE_FILES = ("build_engine.sh", "run_engine.py", "README.txt")
 _CALIB_RE = re.compile(r"(calib|calibration|amax|quant).*\.(cache|bin|npz|json|calib|txt)$|\.calib$", re.I)
-_EXEC = {"build_engine.sh", "trtexec.sh", "run_engine.py", "check_engine.py"}
+_EXEC = {"build_engine.sh", "trtexec.sh", "run_engine.py"}
+
+# engine parity on the device (issue #9): the check and the numpy-only modules it imports
+DEVICE_FILES += ("check_engine.py", "parity_core.py", "parity_inputs.py", "reference_set.py")
+_EXEC |= {"check_engine.py"}
 
 
 @dataclass
