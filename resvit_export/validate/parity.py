@@ -361,7 +361,7 @@ def validate_onnx(
     from resvit_export.io import sha256_file
 
     from .runners import onnx_io_names
-    from .sides import default_threads, run_both_sides, warm_latency
+    from .sides import OnDemand, default_threads, run_both_sides, warm_latency
 
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
@@ -379,7 +379,8 @@ def validate_onnx(
     started = time.monotonic()
     jobs = [(c, k) for c in cases for k in kinds]  # a case's kinds in a row: the first warms its shape up
     seeds = [case_seed(f"{k}:{c.name}", seed) for c, k in jobs]
-    inputs = [make_inputs(k, c.batch, c.h, c.w, s) for (c, k), s in zip(jobs, seeds)]
+    inputs = OnDemand(len(jobs), lambda j: make_inputs(jobs[j][1], jobs[j][0].batch, jobs[j][0].h, jobs[j][0].w,
+                                                        seeds[j]))
     model = model.float().eval()
     done = 0
 
@@ -390,9 +391,10 @@ def validate_onnx(
             progress(desc, done, 2 * len(jobs))
 
     runs = run_both_sides(lambda j: model(torch.from_numpy(inputs[j])), onnx_path,
-                          [{in_names[0]: x} for x in inputs], isolated=isolated, threads=threads,
-                          concurrent=concurrent, label=lambda j: f"{jobs[j][0].name} [{jobs[j][1]}]", progress=tick)
-    shapes = [x.shape for x in inputs]
+                          OnDemand(len(jobs), lambda j: {in_names[0]: inputs[j]}), isolated=isolated,
+                          threads=threads, concurrent=concurrent, label=lambda j: f"{jobs[j][0].name} [{jobs[j][1]}]",
+                          progress=tick)
+    shapes = [(c.batch, c.h, c.w) for c, _ in jobs]
     torch_lat, warm = warm_latency(shapes, runs.ref_s)
     ort_lat, _ = warm_latency(shapes, runs.got_s)
     results: list[CaseResult] = []

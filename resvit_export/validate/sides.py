@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import abc
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -24,9 +25,34 @@ import numpy as np
 
 from resvit_export.bundle.device import parity_core as core
 
-__all__ = ["SideRuns", "run_both_sides", "warm_latency", "default_threads"]
+__all__ = ["SideRuns", "OnDemand", "run_both_sides", "warm_latency", "default_threads"]
 
 warm_latency = core.warm_latency  # shared with the device check (first run at a shape = its warm-up)
+
+
+class OnDemand(abc.Sequence):
+    """``make(j)`` for j in range(n), each made once, on first use, by whichever side asks first.
+
+    Passed as the feeds, it moves input generation off the critical path: ONNX Runtime runs ahead of
+    PyTorch (or its isolated child's feed file is written while PyTorch runs), so the worker thread makes
+    the next inputs while PyTorch computes; numpy releases the GIL in its array loops.
+    """
+
+    def __init__(self, n: int, make: Callable[[int], object]):
+        self._make = make
+        self._items: list = [None] * n
+        self._locks = [threading.Lock() for _ in range(n)]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, j):
+        if isinstance(j, slice):
+            return [self[i] for i in range(*j.indices(len(self)))]
+        with self._locks[j]:
+            if self._items[j] is None:
+                self._items[j] = self._make(j)
+            return self._items[j]
 
 
 def default_threads() -> int:

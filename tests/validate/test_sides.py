@@ -72,3 +72,18 @@ def test_a_feed_onnx_runtime_rejects_is_recorded_not_raised(mm):
     feeds = [{"x": np.ones((1, 64), np.float32)}, {"x": np.ones((1, 63), np.float32)}]
     runs = run_both_sides(lambda j: fn(torch.ones(1, 64)), path, feeds, isolated=False, threads=1)
     assert list(runs.ort_errors) == [1] and runs.got[1] == {} and math.isnan(runs.got_s[1])
+
+
+def test_on_demand_makes_each_item_once_whoever_asks_first():
+    import threading
+
+    from resvit_export.validate.sides import OnDemand
+
+    made = []
+    items = OnDemand(5, lambda j: made.append(j) or j * 10)
+    threads = [threading.Thread(target=lambda: [items[j] for j in range(5)]) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(made) == [0, 1, 2, 3, 4] and list(items) == [0, 10, 20, 30, 40] and len(items) == 5
