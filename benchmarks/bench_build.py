@@ -42,6 +42,7 @@ def main(argv=None) -> int:
             proc = subprocess.run(cmd, capture_output=True, text=True)
             wall = time.perf_counter() - t0
             status = json.loads((out_dir / "status.json").read_text()) if (out_dir / "status.json").exists() else {}
+            status = {**status, **status.get("details", {})}  # status.json keeps per-command fields in details
             row = {"model": name, "profile": args.profile, "wall_seconds": wall, "exit_code": proc.returncode,
                    "status": status.get("status"), "engine": status.get("engine"),
                    "steps": {s["name"]: round(s["seconds"], 2) for s in status.get("steps", [])},

@@ -4,6 +4,7 @@ Importing this package registers every family. Each family module ends with its 
 """
 
 from .base import ResolutionFlexibleModel, SizeRule
+from .contract import DeploySpec, ViTConfig, check_contract, fit_to_profiles
 from .registry import create_model, get_entry, list_models, parse_overrides, register_model
 from .weights import load_weights, save_weights
 
@@ -19,6 +20,10 @@ for _family in ("vitar", "resformer", "navit", "rivit"):
 __all__ = [
     "ResolutionFlexibleModel",
     "SizeRule",
+    "ViTConfig",
+    "DeploySpec",
+    "check_contract",
+    "fit_to_profiles",
     "create_model",
     "get_entry",
     "list_models",

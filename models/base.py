@@ -1,7 +1,9 @@
-"""What every reference model shares: its input-size contract and input checking.
+"""What every reference model shares: its input-size rule, input checking and the contract's defaults.
 
-The size contract is kept apart from the architecture config (timm's PretrainedCfg idea): export, profile
-planning and the parity matrix all read it from ``model.size_rule``.
+The size rule is kept apart from the architecture config (timm's PretrainedCfg idea): export, profile
+planning and the parity matrix all read it from ``model.size_rule``. ``ResolutionFlexibleModel`` implements
+the model contract (``models/contract.py``) from ``self.cfg`` (a ``ViTConfig``); a family overrides only what
+differs (ViTAR's capped grid, RIViT's fixed grid and conv stem).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import torch
 from torch import nn
 
 from resvit_export.errors import InputSizeError
+
+from .contract import DeploySpec
 
 __all__ = ["SizeRule", "ResolutionFlexibleModel"]
 
@@ -51,13 +55,37 @@ class SizeRule:
 
 
 class ResolutionFlexibleModel(nn.Module):
-    """Base class: ``forward(x: [B, C, H, W]) -> logits [B, num_classes]`` at any accepted H, W."""
+    """Base class: ``forward(x: [B, C, H, W]) -> logits [B, num_classes]`` at any accepted H, W.
 
-    family: ClassVar[str] = ""
+    Subclasses set ``self.cfg`` (a ``ViTConfig``) and implement ``forward_features`` and ``forward_head``.
+    """
+
+    input_names: ClassVar[tuple[str, ...]] = ("pixels",)  # the export's ONNX input name (export.INPUT_NAME)
+    output_names: ClassVar[tuple[str, ...]] = ("logits",)
+    cls_tokens: ClassVar[int] = 0  # class tokens prepended to the patch tokens
+    # Stamped on the instance by create_model from the registry, the family's single owner.
+    family: str = ""
+    model_name: str = ""
 
     @property
-    def size_rule(self) -> SizeRule:  # pragma: no cover - every family overrides it
+    def size_rule(self) -> SizeRule:
+        return SizeRule(self.cfg.min_side, self.cfg.max_side, self.cfg.patch_size)
+
+    def deploy_spec(self) -> DeploySpec:
+        """Planning numbers and token rule: a plain patch grid plus the class tokens (families override)."""
+        c = self.cfg
+        return DeploySpec(family=self.family, dim=c.dim, depth=c.depth, num_heads=c.num_heads,
+                          patch_size=c.patch_size, mlp_ratio=c.mlp_ratio, cls_tokens=self.cls_tokens,
+                          name=self.model_name)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - every family overrides it
         raise NotImplementedError
+
+    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
 
     def check_input(self, x: torch.Tensor) -> None:
         """Validate rank, channels and size. Export-safe: with a Dim range inside the rule these

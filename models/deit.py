@@ -11,36 +11,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .base import ResolutionFlexibleModel, SizeRule
-from .layers import Block, PatchEmbed
+from resvit_export.errors import ConfigError
+
+from .base import ResolutionFlexibleModel
+from .contract import ViTConfig
+from .layers import Block, PatchEmbed, resample_pos_embed
 from .registry import register_model
 
 __all__ = ["DeiTConfig", "DeiT"]
 
 
 @dataclass(frozen=True)
-class DeiTConfig:
-    dim: int = 384
-    depth: int = 12
-    num_heads: int = 6
-    mlp_ratio: float = 4.0
-    patch_size: int = 16
+class DeiTConfig(ViTConfig):
     pos_grid: int = 14  # learned table side (224 px / 16)
     pos_antialias: bool = True
-    num_classes: int = 1000
-    min_side: int = 32
-    max_side: int = 4096
 
     def __post_init__(self):
-        if self.dim % self.num_heads:
-            raise ValueError(f"dim {self.dim} must be divisible by num_heads {self.num_heads}")
+        super().__post_init__()
+        if self.pos_grid < 1:
+            raise ConfigError(f"pos_grid must be a positive integer, got {self.pos_grid}")
 
 
 class DeiT(ResolutionFlexibleModel):
-    family = "deit"
+    cls_tokens = 1
 
     def __init__(self, cfg: DeiTConfig):
         super().__init__()
@@ -54,23 +49,24 @@ class DeiT(ResolutionFlexibleModel):
         self.head = nn.Linear(cfg.dim, cfg.num_classes)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
 
-    @property
-    def size_rule(self) -> SizeRule:
-        return SizeRule(self.cfg.min_side, self.cfg.max_side, self.cfg.patch_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, 3, H, W] -> normed tokens [B, 1 + gh*gw, D], class token first."""
         self.check_input(x)
         x = self.patch_embed(x)  # [B, D, gh, gw]
         B, D, gh, gw = x.shape
         # Sizes come from the tensor's shape, never Python ints, so the export keeps H and W dynamic.
-        pos = F.interpolate(self.pos_embed, size=(gh, gw), mode="bicubic", align_corners=False,
-                            antialias=self.cfg.pos_antialias)
+        pos = resample_pos_embed(self.pos_embed, (gh, gw), mode="bicubic", antialias=self.cfg.pos_antialias)
         x = (x + pos).flatten(2).transpose(1, 2)  # NCHW -> NLC
         cls = (self.cls_token + self.cls_pos).expand(B, -1, -1)
         x = torch.cat([cls, x], dim=1)
         for block in self.blocks:
             x = block(x)
-        return self.head(self.norm(x[:, 0]))
+        return self.norm(x)
+
+    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Class-token pooling, then the linear head."""
+        pooled = tokens[:, 0]
+        return pooled if pre_logits else self.head(pooled)
 
 
 register_model("deit_t", "deit", DeiT, DeiTConfig(dim=192, num_heads=3), "DeiT-Tiny/16")

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["PatchEmbed", "Mlp", "Attention", "Block", "sincos_1d"]
+__all__ = ["PatchEmbed", "Mlp", "Attention", "Block", "sincos_1d", "resample_pos_embed", "grid_to_tokens",
+           "tokens_to_grid"]
 
 
 class PatchEmbed(nn.Module):
@@ -90,3 +91,37 @@ def sincos_1d(positions: torch.Tensor, dim: int, temperature: float = 10000.0) -
     omega = 1.0 / temperature**omega
     angles = positions.to(torch.float32)[..., None] * omega
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+def resample_pos_embed(table: torch.Tensor, size, *, mode: str = "bicubic", antialias: bool = False) -> torch.Tensor:
+    """Resize a grid position table [1, C, h0, w0] to ``size`` = (h, w): [1, C, h, w].
+
+    The one resize every family with a learned grid table uses (DeiT: bicubic + antialias, timm's default;
+    ViTAR's FPE at eval: bilinear), and what the checkpoint converters use to change a table's grid.
+    ``size`` may hold symbolic sizes taken from a tensor's shape, so the export keeps H and W dynamic: never
+    pass Python ints derived from an example input. No shortcut when the size is unchanged: comparing
+    symbolic sizes would add a guard to the exported graph. Low-precision tables are resized in float32
+    and cast back (timm's ``resample_abs_pos_embed`` does the same).
+    """
+    dtype = table.dtype
+    if dtype != torch.float32:  # a dtype test, decided at trace time: adds no graph branch
+        table = table.float()
+    align = False if mode in ("linear", "bilinear", "bicubic", "trilinear") else None
+    out = F.interpolate(table, size=size, mode=mode, align_corners=align, antialias=antialias)
+    return out if dtype == torch.float32 else out.to(dtype)
+
+
+def tokens_to_grid(pos: torch.Tensor, grid: tuple[int, int], num_prefix_tokens: int = 1
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """timm's token layout [1, prefix + h*w, C] -> (prefix [1, prefix, C], grid table [1, C, h, w])."""
+    h, w = grid
+    if pos.dim() != 3 or pos.shape[1] != num_prefix_tokens + h * w:
+        raise ValueError(f"position table of shape {tuple(pos.shape)} is not [1, {num_prefix_tokens} + {h}*{w}, C]")
+    prefix, body = pos[:, :num_prefix_tokens], pos[:, num_prefix_tokens:]
+    return prefix, body.reshape(1, h, w, -1).permute(0, 3, 1, 2).contiguous()
+
+
+def grid_to_tokens(table: torch.Tensor, prefix: torch.Tensor | None = None) -> torch.Tensor:
+    """Inverse of ``tokens_to_grid``: grid table [1, C, h, w] (+ prefix [1, p, C]) -> [1, p + h*w, C]."""
+    body = table.flatten(2).transpose(1, 2)
+    return body if prefix is None else torch.cat([prefix, body], dim=1)

@@ -49,9 +49,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resvit_export.errors import InputSizeError
+from resvit_export.errors import ConfigError, InputSizeError
 
-from .base import ResolutionFlexibleModel, SizeRule
+from .base import ResolutionFlexibleModel
+from .contract import ViTConfig
 from .layers import Block, PatchEmbed
 from .registry import register_model
 
@@ -69,29 +70,16 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class NaViTConfig:
-    dim: int = 384
-    depth: int = 12
-    num_heads: int = 6
-    mlp_ratio: float = 4.0
-    patch_size: int = 16
+class NaViTConfig(ViTConfig):
     pos_len: int = 64  # length L of each fractional 1-D table (φ_y, φ_x)
     token_drop_rate: float = 0.0  # fraction of each image's tokens dropped in training mode only
-    num_classes: int = 1000
-    min_side: int = 32
-    max_side: int = 4096
 
     def __post_init__(self):
-        if self.dim % self.num_heads:
-            raise ValueError(f"dim {self.dim} must be divisible by num_heads {self.num_heads}")
+        super().__post_init__()
         if self.pos_len < 2:
-            raise ValueError(f"pos_len {self.pos_len} must be at least 2")
+            raise ConfigError(f"pos_len {self.pos_len} must be at least 2")
         if not 0.0 <= self.token_drop_rate < 1.0:
-            raise ValueError(f"token_drop_rate {self.token_drop_rate} must be in [0, 1)")
-        if self.min_side < self.patch_size:
-            raise ValueError(f"min_side {self.min_side} must be at least patch_size {self.patch_size}")
-        if self.max_side < self.min_side:
-            raise ValueError(f"max_side {self.max_side} must be >= min_side {self.min_side}")
+            raise ConfigError(f"token_drop_rate {self.token_drop_rate} must be in [0, 1)")
 
 
 def patchify(x: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -134,7 +122,6 @@ def _keep_count(n: torch.Tensor | int, rate: float):
 
 
 class NaViT(ResolutionFlexibleModel):
-    family = "navit"
 
     def __init__(self, cfg: NaViTConfig):
         super().__init__()
@@ -147,10 +134,6 @@ class NaViT(ResolutionFlexibleModel):
         self.blocks = nn.ModuleList(Block(cfg.dim, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.dim, eps=1e-6)
         self.head = nn.Linear(cfg.dim, cfg.num_classes)
-
-    @property
-    def size_rule(self) -> SizeRule:
-        return SizeRule(self.cfg.min_side, self.cfg.max_side, self.cfg.patch_size)
 
     # -- positional embedding -------------------------------------------------------------------------------
     def pos_embed(self, row: torch.Tensor, col: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
@@ -182,8 +165,8 @@ class NaViT(ResolutionFlexibleModel):
         idx = torch.rand(B, n, device=x.device).argsort(dim=1)[:, :keep].sort(dim=1).values
         return x.gather(1, idx[:, :, None].expand(B, keep, D))
 
-    def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
-        """Image batch -> transformer output tokens [B, n_kept, D] (before pooling)."""
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, 3, H, W] -> transformer output tokens [B, n_kept, D] (no class token; the norm follows pooling)."""
         self.check_input(x)
         x = self.patch_embed(x)  # [B, D, gh, gw]
         gh, gw = x.shape[-2], x.shape[-1]  # symbolic sizes from the conv output: H and W stay dynamic
@@ -194,11 +177,14 @@ class NaViT(ResolutionFlexibleModel):
             tokens = block(tokens)
         return tokens
 
-    def forward_head(self, pooled: torch.Tensor) -> torch.Tensor:
-        return self.head(self.norm(pooled))
+    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Global average pooling over the tokens, LayerNorm, linear head (timm NaFlexViT ``*_gap``)."""
+        return self.head_from_pooled(tokens.mean(dim=1), pre_logits)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_tokens(x).mean(dim=1))
+    def head_from_pooled(self, pooled: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Norm + head on already pooled features [..., D] (the packed path pools per image itself)."""
+        pooled = self.norm(pooled)
+        return pooled if pre_logits else self.head(pooled)
 
 
 class PackedNaViT(nn.Module):
@@ -237,7 +223,7 @@ class PackedNaViT(nn.Module):
         onehot = (ids[:, :, None] == slots).to(x.dtype)  # [S, N, E]; pads match no slot
         sums = onehot.transpose(1, 2) @ x  # [S, E, D]; a MatMul rather than an Einsum in the graph
         pooled = sums / onehot.sum(dim=1).clamp(min=1.0)[..., None]
-        logits = m.forward_head(pooled)  # [S, E, classes]
+        logits = m.head_from_pooled(pooled)  # [S, E, classes]
         return torch.where(image_valid[..., None], logits, torch.zeros_like(logits))
 
     def _drop_ids(self, ids: torch.Tensor, E: int) -> torch.Tensor:

@@ -144,4 +144,5 @@ def create_model(name: str, *, seed: int | None = 0, **overrides: Any) -> torch.
             torch.manual_seed(seed)
             model = entry.model_cls(config)
     model.model_name = name
+    model.family = entry.family  # the registry is the family's single owner
     return model.eval()

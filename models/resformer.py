@@ -26,7 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import ResolutionFlexibleModel, SizeRule
+from resvit_export.errors import ConfigError
+
+from .base import ResolutionFlexibleModel
+from .contract import ViTConfig
 from .layers import Attention, Block, PatchEmbed
 from .registry import register_model
 
@@ -34,24 +37,15 @@ __all__ = ["ResFormerConfig", "ResFormer", "LocalPosAttention", "sincos_2d_fract
 
 
 @dataclass(frozen=True)
-class ResFormerConfig:
-    dim: int = 384
-    depth: int = 12
-    num_heads: int = 6
-    mlp_ratio: float = 4.0
-    patch_size: int = 16
+class ResFormerConfig(ViTConfig):
     temperature: float = 10000.0
-    num_classes: int = 1000
-    min_side: int = 32
-    max_side: int = 4096
 
     def __post_init__(self):
-        if self.dim % self.num_heads:
-            raise ValueError(f"dim {self.dim} must be divisible by num_heads {self.num_heads}")
+        super().__post_init__()
         if self.dim % 4:
-            raise ValueError(f"dim {self.dim} must be a multiple of 4 (half the channels per axis, sin/cos pairs)")
-        if self.min_side < self.patch_size:
-            raise ValueError(f"min_side {self.min_side} must be at least patch_size {self.patch_size}")
+            raise ConfigError(f"dim {self.dim} must be a multiple of 4 (half the channels per axis, sin/cos pairs)")
+        if not self.temperature > 0:
+            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
 
 
 def sincos_2d_fractional(gh: int, gw: int, dim: int, temperature: float = 10000.0,
@@ -114,7 +108,7 @@ class ResFormerBlock(Block):
 
 
 class ResFormer(ResolutionFlexibleModel):
-    family = "resformer"
+    cls_tokens = 1
 
     def __init__(self, cfg: ResFormerConfig):
         super().__init__()
@@ -128,16 +122,12 @@ class ResFormer(ResolutionFlexibleModel):
         self.head = nn.Linear(cfg.dim, cfg.num_classes)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
 
-    @property
-    def size_rule(self) -> SizeRule:
-        return SizeRule(self.cfg.min_side, self.cfg.max_side, self.cfg.patch_size)
-
     def global_pos_embed(self, gh: int, gw: int, device: torch.device | None = None) -> torch.Tensor:
         """[1, D, gh, gw]: depthwise conv over the fractional sincos map of the current grid."""
         return self.pos_conv(sincos_2d_fractional(gh, gw, self.cfg.dim, self.cfg.temperature, device))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Final-normed class token [B, D] (what the scale-consistency loss compares across resolutions)."""
+        """[B, 3, H, W] -> normed tokens [B, 1 + gh*gw, D], class token first."""
         self.check_input(x)
         x = self.patch_embed(x)  # [B, D, gh, gw]
         B, D, gh, gw = x.shape  # from the conv output: symbolic under export, non-square is fine
@@ -145,10 +135,13 @@ class ResFormer(ResolutionFlexibleModel):
         x = torch.cat([self.cls_token.expand(B, -1, -1), x], dim=1)  # class token PE is zero
         for block in self.blocks:
             x = block(x, gh, gw)
-        return self.norm(x[:, 0])
+        return self.norm(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
+    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Class-token pooling, then the linear head. ``pre_logits=True`` gives the final-normed class token
+        [B, D], what the scale-consistency loss compares across resolutions."""
+        pooled = tokens[:, 0]
+        return pooled if pre_logits else self.head(pooled)
 
 
 def multires_step(model: ResFormer, images: torch.Tensor, labels: torch.Tensor,
@@ -158,7 +151,8 @@ def multires_step(model: ResFormer, images: torch.Tensor, labels: torch.Tensor,
 
     With resolutions sorted high to low, r = len(resolutions), x_i the batch resized to resolutions[i]
     (square; bilinear, antialias=True, align_corners=False; a batch already at that size is used as is),
-    cls_i = ``model.forward_features(x_i)`` (final-normed class token) and logits_i = ``model.head(cls_i)``:
+    cls_i = ``model.forward_head(model.forward_features(x_i), pre_logits=True)`` (final-normed class token) and
+    logits_i = ``model.head(cls_i)``:
 
         loss = (1/r) · [ Σ_{i=1..r} CE(logits_i, labels)
                          + α · Σ_{i=1..r-1} SmoothL1(cls_{i+1}, LN(cls_i.detach())) ]
@@ -179,7 +173,7 @@ def multires_step(model: ResFormer, images: torch.Tensor, labels: torch.Tensor,
     for r in res:
         x = images if tuple(images.shape[-2:]) == (r, r) else F.interpolate(
             images, size=(r, r), mode="bilinear", align_corners=False, antialias=True)
-        cls = model.forward_features(x)
+        cls = model.forward_head(model.forward_features(x), pre_logits=True)
         ce = F.cross_entropy(model.head(cls), labels)
         parts[f"ce_{r}"] = ce.detach()
         ce_sum = ce_sum + ce

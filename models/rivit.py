@@ -29,12 +29,16 @@ including sides below 64 (bins then overlap exactly like PyTorch's). Everything 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from resvit_export.errors import ConfigError
+
 from .base import ResolutionFlexibleModel, SizeRule
+from .contract import DeploySpec, ViTConfig
 from .layers import Attention, Block, sincos_1d
 from .registry import register_model
 
@@ -43,29 +47,37 @@ __all__ = ["RIViTConfig", "RIViT", "BiasAttention", "FixedGridSizeRule", "adapti
 
 
 @dataclass(frozen=True)
-class RIViTConfig:
-    stem_channels: int = 16
-    pool_size: int = 64
-    patch_size: int = 4
+class RIViTConfig(ViTConfig):
     dim: int = 128
     depth: int = 6
     num_heads: int = 3
-    head_dim: int = 64
-    mlp_ratio: float = 4.0
-    pos: str = "relative"  # "relative" | "sincos"
+    patch_size: int = 4  # on the pooled 64×64 map, not on the input pixels
     num_classes: int = 10
-    min_side: int = 32
-    max_side: int = 4096
+    stem_channels: int = 16
+    pool_size: int = 64
+    head_dim: int = 64
+    pos: str = "relative"  # "relative" | "sincos"
 
     def __post_init__(self):
+        super().__post_init__()
         if self.pos not in ("relative", "sincos"):
-            raise ValueError(f"pos must be 'relative' or 'sincos', got {self.pos!r}")
+            raise ConfigError(f"pos must be 'relative' or 'sincos', got {self.pos!r}")
+        for name in ("stem_channels", "pool_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.pool_size % self.patch_size:
-            raise ValueError(f"pool_size {self.pool_size} must be a multiple of patch_size {self.patch_size}")
+            raise ConfigError(f"pool_size {self.pool_size} must be a multiple of patch_size {self.patch_size}")
         if self.pos == "sincos" and self.dim % 2:
-            raise ValueError(f"sincos positions need an even dim, got {self.dim}")
-        if self.min_side < 1:
-            raise ValueError(f"min_side must be positive, got {self.min_side}")
+            raise ConfigError(f"sincos positions need an even dim, got {self.dim}")
+
+    def check_heads(self) -> None:
+        """Heads have their own width (3 heads of 64 over a 128-d stream), so they need not divide dim."""
+        if self.head_dim < 1:
+            raise ConfigError(f"head_dim must be a positive integer, got {self.head_dim}")
+
+    @property
+    def input_patch(self) -> int:
+        return 1  # the input is pooled, not patchified: no pixel is dropped at any size
 
 
 @dataclass(frozen=True)
@@ -116,7 +128,6 @@ class BiasAttention(Attention):
 
 
 class RIViT(ResolutionFlexibleModel):
-    family = "rivit"
 
     def __init__(self, cfg: RIViTConfig):
         super().__init__()
@@ -145,12 +156,18 @@ class RIViT(ResolutionFlexibleModel):
     def size_rule(self) -> SizeRule:
         return FixedGridSizeRule(self.cfg.min_side, self.cfg.max_side, patch_size=1, grid_side=self.grid_side)
 
+    def deploy_spec(self) -> DeploySpec:
+        """Fixed 16×16 backbone grid, no class token, full-resolution conv stem. Profiles are banded on a
+        nominal 16 px patch: the stem's cost follows pixels, and 16 px keeps the bands at the usual sides."""
+        return dataclasses.replace(super().deploy_spec(), patch_size=16, head_dim=self.cfg.head_dim,
+                                   fixed_grid=self.grid_side, stem_channels=self.cfg.stem_channels)
+
     def relative_bias(self) -> torch.Tensor:
         """Additive attention bias [1, heads, 256, 256] from the learned relative table."""
         return self.rel_bias[self.rel_index].permute(2, 0, 1)[None]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Mean-pooled, final-normed token [B, dim]."""
+        """[B, 3, H, W] -> transformer output tokens [B, 256, dim] (no class token; the norm follows pooling)."""
         self.check_input(x)
         x = adaptive_avg_pool2d_exportable(self.stem(x), self.cfg.pool_size)  # [B, C, 64, 64] at any H, W
         x = self.patch_embed(x).flatten(2).transpose(1, 2)  # NCHW -> NLC, [B, 256, dim]
@@ -162,10 +179,12 @@ class RIViT(ResolutionFlexibleModel):
             x = x + self.pos_embed
             for block in self.blocks:
                 x = block(x)
-        return self.norm(x.mean(dim=1))
+        return x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
+    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Mean pooling, LayerNorm, linear head."""
+        pooled = self.norm(tokens.mean(dim=1))
+        return pooled if pre_logits else self.head(pooled)
 
 
 register_model("rivit", "rivit", RIViT, RIViTConfig(),

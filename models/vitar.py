@@ -60,14 +60,18 @@ Design choices where the paper is silent (README material):
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import ResolutionFlexibleModel, SizeRule
-from .layers import Block, Mlp, PatchEmbed
+from resvit_export.errors import ConfigError
+
+from .base import ResolutionFlexibleModel
+from .contract import DeploySpec, ViTConfig
+from .layers import Block, Mlp, PatchEmbed, resample_pos_embed
 from .registry import register_model
 
 __all__ = [
@@ -132,27 +136,14 @@ def cell_index(s, s_out, device=None) -> tuple[torch.Tensor, torch.Tensor, torch
 # Config
 # ----------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class ViTARConfig:
-    dim: int = 384
-    depth: int = 12
-    num_heads: int = 6
-    mlp_ratio: float = 4.0
-    patch_size: int = 16
+class ViTARConfig(ViTConfig):
     grid: int = 14  # G: ATM output side (224 px / 16)
     pos_grid: int = 14  # FPE learnable table side
-    num_classes: int = 1000
-    min_side: int = 32
-    max_side: int = 4096
 
     def __post_init__(self):
-        if self.dim % self.num_heads:
-            raise ValueError(f"dim {self.dim} must be divisible by num_heads {self.num_heads}")
+        super().__post_init__()
         if self.grid < 1 or self.pos_grid < 1:
-            raise ValueError(f"grid {self.grid} and pos_grid {self.pos_grid} must be >= 1")
-        if self.min_side < self.patch_size:
-            raise ValueError(f"min_side {self.min_side} must be at least one patch ({self.patch_size} px)")
-        if self.max_side < self.min_side:
-            raise ValueError(f"max_side {self.max_side} is below min_side {self.min_side}")
+            raise ConfigError(f"grid {self.grid} and pos_grid {self.pos_grid} must be >= 1")
 
     @property
     def merge_stages(self) -> int:
@@ -194,8 +185,7 @@ class FuzzyPositionalEncoding(nn.Module):
             jitter = torch.rand(B, gh, gw, 2, device=x.device) - 0.5
             return x + self.sample(B, gh, gw, jitter)
         # Sizes from the tensor's shape: a runtime-size Resize in ONNX.
-        pos = F.interpolate(self.table, size=(gh, gw), mode="bilinear", align_corners=False, antialias=False)
-        return x + pos
+        return x + resample_pos_embed(self.table, (gh, gw), mode="bilinear", antialias=False)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -283,7 +273,6 @@ class AdaptiveTokenMerger(nn.Module):
 # Model
 # ----------------------------------------------------------------------------------------------------
 class ViTAR(ResolutionFlexibleModel):
-    family = "vitar"
 
     def __init__(self, cfg: ViTARConfig):
         super().__init__()
@@ -303,19 +292,24 @@ class ViTAR(ResolutionFlexibleModel):
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
 
-    @property
-    def size_rule(self) -> SizeRule:
-        return SizeRule(self.cfg.min_side, self.cfg.max_side, self.cfg.patch_size)
+    def deploy_spec(self) -> DeploySpec:
+        """The ATM caps the backbone grid at G per axis; no class token."""
+        return dataclasses.replace(super().deploy_spec(), grid_cap=self.cfg.grid)
 
     def forward_features(self, x: torch.Tensor, trace: list | None = None) -> torch.Tensor:
-        """[B, 3, H, W] -> merged, encoded tokens [B, h, w, C] (h, w = min(tokens, G) per axis)."""
+        """[B, 3, H, W] -> merged, encoded, normed tokens [B, h*w, C], row-major (h, w = min(tokens, G) per axis)."""
         self.check_input(x)
         x = self.fpe(self.patch_embed(x))  # [B, C, gh, gw]
         x = self.atm(x.permute(0, 2, 3, 1), trace)  # NHWC
         t = x.flatten(1, 2)  # [B, h*w, C]
         for block in self.blocks:
             t = block(t)
-        return self.norm(t).unflatten(1, (x.shape[1], x.shape[2]))
+        return self.norm(t)
+
+    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Global average pooling over the merged tokens, then the linear head."""
+        pooled = tokens.mean(dim=1)
+        return pooled if pre_logits else self.head(pooled)
 
     def merge_trace(self, x: torch.Tensor) -> list[tuple[int, int, bool]]:
         """Eager instrumentation: per ATM stage, the grid it produced and whether it merged."""
@@ -324,10 +318,6 @@ class ViTAR(ResolutionFlexibleModel):
             self.forward_features(x, trace)
         return trace
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        feats = self.forward_features(x)
-        return self.head(feats.mean(dim=(1, 2)))
 
 
 register_model("vitar_s", "vitar", ViTAR, ViTARConfig(dim=384, num_heads=6), "ViTAR-S/16 (DeiT-S widths, G=14)")

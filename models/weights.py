@@ -5,34 +5,56 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from resvit_export.errors import CheckpointError
+from resvit_export.io import atomic_path
 
-__all__ = ["save_weights", "load_weights"]
+__all__ = ["save_weights", "load_weights", "PICKLE_SUFFIXES", "PICKLE_RECIPE"]
+
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".tar")
+# One line a user can run where the pickle's origin is trusted; `weights_only=True` restricts unpickling to
+# tensors and containers, and `.get("model", sd)` unwraps training checkpoints ({"model": ..., "optimizer": ...}).
+PICKLE_RECIPE = ("""python -c "import torch, safetensors.torch as st; sd = torch.load('IN.pth', map_location='cpu', """
+                 """weights_only=True); sd = sd.get('model', sd); st.save_file({k: v.contiguous() for k, v in """
+                 """sd.items()}, 'OUT.safetensors')\"""")
 
 
-def save_weights(model: torch.nn.Module, path: str | os.PathLike) -> Path:
-    """Write ``model``'s state dict to ``path`` (temp file + rename, so a crash leaves no partial file)."""
+def save_weights(model: torch.nn.Module, path: str | os.PathLike, extra_metadata: dict[str, str] | None = None) -> Path:
+    """Write ``model``'s state dict to ``path`` (temp file + rename, so a crash leaves no partial file).
+
+    The safetensors metadata records ``model_name`` and the ``config`` (JSON), plus ``extra_metadata``.
+    """
     from safetensors.torch import save_file
 
     path = Path(path)
-    meta = {"model_name": getattr(model, "model_name", type(model).__name__)}
+    meta = {"model_name": getattr(model, "model_name", "") or type(model).__name__}
     if dataclasses.is_dataclass(getattr(model, "cfg", None)):
         meta["config"] = json.dumps(dataclasses.asdict(model.cfg))
+    meta.update(extra_metadata or {})
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
     return path
+
+
+def _saved_overrides(path: Path, model: torch.nn.Module) -> str:
+    """`--set` flags that turn ``model``'s config into the one the checkpoint was saved with ('' if unknown)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            saved = json.loads((f.metadata() or {}).get("config", "{}"))
+    except (OSError, ValueError):
+        return ""
+    cfg = getattr(model, "cfg", None)
+    if not saved or not dataclasses.is_dataclass(cfg):
+        return ""
+    ours = dataclasses.asdict(cfg)
+    diff = [f"--set {k}={v}" for k, v in saved.items() if k in ours and ours[k] != v]
+    return f" (it was saved with {' '.join(diff)})" if diff else ""
 
 
 def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> torch.nn.Module:
@@ -47,10 +69,10 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> torch.nn.Mo
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    if path.suffix in (".pt", ".pth", ".bin", ".ckpt"):
+    if path.suffix.lower() in PICKLE_SUFFIXES:
         raise CheckpointError(
-            f"{path} looks like a pickle checkpoint; resvit-export only loads safetensors (pickle can run code). "
-            f"Convert it once in a trusted environment with safetensors.torch.save_file(state_dict, 'model.safetensors')."
+            f"{path} looks like a pickle checkpoint; resvit-export only loads safetensors (unpickling can run code). "
+            f"Convert it once in a trusted environment: {PICKLE_RECIPE}"
         )
     try:
         state = load_file(str(path))
@@ -65,6 +87,7 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> torch.nn.Mo
             raise CheckpointError(
                 f"checkpoint tensor {key!r} has shape {tuple(state[key].shape)} but the model config needs "
                 f"{tuple(tensor.shape)}; pass the matching --set overrides or the right model name"
+                + _saved_overrides(path, model)
             )
     extra = sorted(set(state) - set(expected))
     if extra:

@@ -3,8 +3,13 @@
 Each class carries the process exit code the CLI uses, so scripts can tell failures apart:
 
     0 ok · 1 unexpected internal error · 2 usage (bad option/argument) · 3 parity gate failed
-    4 export failed / range narrowed · 5 lint found errors · 6 bad input file (checkpoint, ONNX, bundle)
-    7 missing optional dependency · 8 engine/TensorRT step failed · 9 output directory refused
+    4 export failed / range narrowed · 5 lint found errors · 6 bad input file (checkpoint, ONNX, bundle,
+    a build directory that is not PASSED or was modified) · 7 missing optional dependency
+    8 engine/TensorRT step failed · 9 output directory refused (not empty, not a build, locked by another run)
+    10 disk full · 11 out of memory · 130 interrupted
+
+:func:`exit_code_for` is the one mapping from any exception to that code; :func:`one_line` is how every
+failure is shown (first line of the message, prefixed by the error class).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ __all__ = [
     "UsageError",
     "UnknownModelError",
     "ConfigError",
+    "ModelContractError",
     "InputSizeError",
     "CheckpointError",
     "ExportError",
@@ -25,6 +31,11 @@ __all__ = [
     "MissingDependencyError",
     "EngineBuildError",
     "OutputDirError",
+    "OutputLockedError",
+    "DiskFullError",
+    "OutOfMemoryError",
+    "exit_code_for",
+    "one_line",
 ]
 
 
@@ -49,6 +60,10 @@ class UnknownModelError(UsageError, KeyError):
 
 class ConfigError(UsageError):
     """A config override that does not exist or has the wrong type."""
+
+
+class ModelContractError(UsageError):
+    """A model that lacks a piece of the model contract (models/contract.py), named in the message."""
 
 
 class InputSizeError(UsageError):
@@ -111,3 +126,51 @@ class OutputDirError(ResvitExportError):
     """The output directory is not writable or not empty (use --force to overwrite)."""
 
     exit_code = 9
+
+
+class OutputLockedError(OutputDirError):
+    """Another resvit-export run holds the output directory's lock."""
+
+
+class DiskFullError(ResvitExportError, OSError):
+    """A write failed because the file system is full (ENOSPC) or over quota (EDQUOT)."""
+
+    exit_code = 10
+
+
+class OutOfMemoryError(ResvitExportError, MemoryError):
+    """The process ran out of memory (a smaller profile max or batch usually fixes it)."""
+
+    exit_code = 11
+
+
+def exit_code_for(err: BaseException) -> int:
+    """The process exit code for ``err`` (the table in this module's docstring)."""
+    if isinstance(err, ResvitExportError):
+        return err.exit_code
+    if isinstance(err, KeyboardInterrupt):
+        return 130
+    if isinstance(err, MemoryError):
+        return OutOfMemoryError.exit_code
+    if isinstance(err, OSError) and err.errno in _DISK_FULL_ERRNOS:
+        return DiskFullError.exit_code
+    return 1
+
+
+def one_line(err: BaseException) -> str:
+    """``ClassName: first line of the message`` - how a failure is shown and recorded in status.json."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
+def _disk_full_errnos() -> frozenset[int]:
+    import errno
+
+    return frozenset(e for e in (getattr(errno, "ENOSPC", None), getattr(errno, "EDQUOT", None)) if e is not None)
+
+
+_DISK_FULL_ERRNOS = _disk_full_errnos()
+
+
+def is_disk_full(err: BaseException) -> bool:
+    return isinstance(err, OSError) and err.errno in _DISK_FULL_ERRNOS

@@ -1,7 +1,14 @@
 """``build``: export -> rewrite -> lint -> validate -> precision -> plan -> engine -> manifest.
 
-Every step is recorded (status, seconds, artifacts). ``status.json`` is written last, also on failure, so a
-directory whose status.json says PASSED is complete; anything else is not an artifact to ship.
+1. :meth:`BuildOptions.validate` checks every option and builds the reference model (config invariants,
+   profiles against its size rule, weights, calibration source, dependencies) - before any file exists.
+2. :func:`~resvit_export.staging.staged_output` locks ``out_dir`` and gives a staging directory next to it.
+3. The steps run in order, each a ``_step_x(opts, layout, state)`` function recorded by :class:`_Recorder`
+   (status, seconds, artifacts); they hand results on through the typed :class:`BuildState`.
+4. status.json is written last (:func:`~resvit_export.status.write_status`). A PASSED build is swapped in as
+   ``out_dir``; a FAILED one keeps its artifacts for diagnosis (see ``StagedOutput.publish_failed``); an
+   interrupted one leaves ``out_dir`` as it was.
+
 On a machine without TensorRT the engine step is DEFERRED (not failed): the plan, trtexec lines and bundle
 carry everything the target needs to build the engine itself.
 """
@@ -9,52 +16,35 @@ carry everything the target needs to build the engine itself.
 from __future__ import annotations
 
 import dataclasses
-import platform
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__
-from .errors import ParityError, LintError, ResvitExportError
-from .io import prepare_output_dir, write_json_atomic
+from .errors import LintError, ParityError, UsageError
+from .graph.trt_ops import DEFAULT_TARGET, TARGET_NAMES
+from .io import check_output_dir, copy_atomic, write_json_atomic
+from .layout import PRECISIONS, BuildLayout
+from .preflight import (PreparedModel, ToleranceOverrides, check_calibration_source, check_resolutions,
+                        deployment_overrides, prepare_model, require_modules)
 from .profiles import BatchRange, ResolutionProfile
 
-__all__ = ["DEFAULT_MODEL", "DEFAULT_TARGET", "BuildOptions", "StepRecord", "BuildResult", "build",
-           "deployment_overrides"]
+__all__ = ["DEFAULT_MODEL", "DEFAULT_TARGET", "BuildOptions", "CheckedBuild", "BuildState", "StepRecord",
+           "BuildResult", "build", "deployment_overrides"]
 
 # The flagship "any resolution" model: its backbone cost stays flat over 224-1792 (ATM merges to 14x14).
 DEFAULT_MODEL = "vitar_s"
-# JetPack 6 (TensorRT 10.3) is what most Orin boards run today.
-DEFAULT_TARGET = "jetpack6"
+ENGINE_MODES = ("auto", "skip")  # auto: build when TensorRT + GPU exist, else defer; skip: never
 
 
-def deployment_overrides(model_name: str, profiles: list[ResolutionProfile], overrides: dict[str, Any]) -> dict:
-    """``overrides`` plus ``max_side`` lowered to the largest side any profile allows, unless the user set it.
-
-    For ViTAR the number of ATM stages follows ``max_side``; stages beyond what the profile needs are exact
-    identities with shared weights, so the smaller model is bit-identical over the profile and ~15% cheaper
-    (vitar_s at 224 px: 13.6 -> 11.6 GFLOPs). For the other families it only tightens the size check.
-    """
-    import dataclasses as dc
-
-    from .models import get_entry
-
-    out = dict(overrides)
-    config = get_entry(model_name).config
-    if "max_side" not in out and "max_side" in {f.name for f in dc.fields(config)} and profiles:
-        # only ever lowered: a profile beyond the model's own maximum must still fail its size check
-        out["max_side"] = min(config.max_side, max(max(p.max) for p in profiles))
-    return out
-
-
-@dataclass
+@dataclass(frozen=True)
 class BuildOptions:
+    """What the user asked for. :meth:`validate` checks all of it before :func:`build` touches a file."""
+
     profiles: list[ResolutionProfile]
     out_dir: Path
     model: str = DEFAULT_MODEL
-    batch: BatchRange = field(default_factory=BatchRange)
+    batch: BatchRange | None = None  # folded into each plain-range profile by validate(); None: keep theirs
     precision: str = "fp32"
     keep_fp32: list[str] | None = None
     opset: int = 18
@@ -64,15 +54,82 @@ class BuildOptions:
     targets: list[str] = field(default_factory=lambda: [DEFAULT_TARGET])
     rewrite: bool = True
     only_passes: list[str] | None = None
-    tolerances: Any = None  # resvit_export.validate.parity.Tolerances or None for the precision's defaults
+    tolerances: ToleranceOverrides = field(default_factory=ToleranceOverrides)
     extra_resolutions: list[tuple[int, int]] = field(default_factory=list)
     device: str | None = None
-    memory_budget: str | None = None
+    memory_budget: int | str | None = None  # bytes, or text such as "6G"
     calib_data: Path | None = None
     calib_synthetic: int | None = None
     calib_method: str = "entropy"
-    engine: str = "auto"  # auto: build when TensorRT + GPU exist, else defer; skip: never
+    engine: str = "auto"
     force: bool = False
+
+    def validate(self) -> "CheckedBuild":
+        """Check and resolve every option; build the reference model. Creates no file.
+
+        Raises UsageError/ConfigError/InputSizeError (exit 2), CheckpointError (6), MissingDependencyError (7)
+        or OutputDirError (9) - each before any work.
+        """
+        from .graph.passes import PASS_NAMES
+        from .trt.devices import get_device, parse_memory_size
+
+        if not self.profiles:
+            raise UsageError("give at least one --profile (e.g. 224-1792)")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
+        if self.engine not in ENGINE_MODES:
+            raise UsageError(f"unknown engine mode {self.engine!r}; use one of {', '.join(ENGINE_MODES)}")
+        targets = [str(t).lower() for t in self.targets] or [DEFAULT_TARGET]
+        unknown = [t for t in targets if t not in TARGET_NAMES]
+        if unknown:
+            raise UsageError(f"unknown --target {unknown[0]!r}; choose from {', '.join(TARGET_NAMES)}")
+        bad_passes = [p for p in self.only_passes or () if p not in PASS_NAMES]
+        if bad_passes:
+            raise UsageError(f"unknown rewrite pass {bad_passes[0]!r} for --only; choose from {', '.join(PASS_NAMES)}")
+        device = get_device(self.device).name if self.device is not None else None
+        budget = parse_memory_size(self.memory_budget) if self.memory_budget is not None else None
+        check_calibration_source(self.precision, self.calib_data, self.calib_synthetic)
+        for precision in {"fp32", self.precision}:
+            self.tolerances.resolve(precision)  # range errors now, not in the validate step
+        profiles = [p if self.batch is None or p.input_name else dataclasses.replace(p, batch=self.batch)
+                    for p in self.profiles]
+        modules = ["onnx", "onnxscript", "onnxruntime", "polygraphy", "matplotlib"]
+        if self.rewrite:
+            modules.append("onnx_graphsurgeon")
+        require_modules(modules)
+        check_output_dir(self.out_dir, self.force)
+        prepared = prepare_model(self.model, self.overrides, seed=self.seed, weights=self.weights, profiles=profiles)
+        extra = check_resolutions(self.extra_resolutions, profiles, prepared.size_rule)
+        opts = dataclasses.replace(self, profiles=profiles, batch=None, targets=targets, device=device,
+                                   memory_budget=budget, extra_resolutions=extra)
+        return CheckedBuild(opts, prepared)
+
+
+@dataclass(frozen=True)
+class CheckedBuild:
+    """Options that passed :meth:`BuildOptions.validate` (batch folded into the profiles, device and budget
+    resolved) and the reference model they describe."""
+
+    opts: BuildOptions
+    model: PreparedModel
+
+
+@dataclass
+class BuildState:
+    """What the steps hand on to later steps (each field is set by the step named in its comment)."""
+
+    model: PreparedModel
+    deploy_onnx: Path | None = None  # rewrite: the FP32 graph that is deployed
+    precision_onnx: Path | None = None  # precision: model.fp16.onnx / model.int8.onnx
+    precision_result: Any = None  # precision: resvit_export.precision.fp16.PrecisionResult
+    parity: dict[str, dict] = field(default_factory=dict)  # validate*: precision -> summary
+    plan: Any = None  # plan: resvit_export.trt.planner.EnginePlan
+    engines: list[Path] = field(default_factory=list)  # engine: built plan files
+
+    @property
+    def shipped_onnx(self) -> Path:
+        """The graph the engine is built from: the precision graph when there is one."""
+        return self.precision_onnx or self.deploy_onnx
 
 
 @dataclass
@@ -100,18 +157,19 @@ class BuildResult:
 class _Recorder:
     """Runs steps, records them, and reports progress through an optional callback."""
 
-    def __init__(self, out_dir: Path, notify: Callable[[str, StepRecord | None], None] | None):
-        self.out_dir = out_dir
+    def __init__(self, notify: Callable[[str, StepRecord | None], None] | None):
         self.steps: list[StepRecord] = []
         self.notify = notify or (lambda name, rec: None)
 
     def run(self, name: str, fn: Callable[[], tuple[str, str, list[str]] | None]):
+        from .errors import one_line
+
         self.notify(name, None)
         start = time.monotonic()
         try:
             out = fn() or ("PASSED", "", [])
         except BaseException as err:  # recorded, then re-raised for the caller's exit code
-            rec = StepRecord(name, "FAILED", time.monotonic() - start, _one_line(err))
+            rec = StepRecord(name, "FAILED", time.monotonic() - start, one_line(err))
             self.steps.append(rec)
             self.notify(name, rec)
             raise
@@ -122,188 +180,153 @@ class _Recorder:
         return rec
 
 
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}"
-
-
-def _rel(out_dir: Path, path: Path | str) -> str:
-    path = Path(path)
-    try:
-        return str(path.relative_to(out_dir))
-    except ValueError:
-        return str(path)
-
-
 def build(opts: BuildOptions, notify: Callable[[str, StepRecord | None], None] | None = None) -> BuildResult:
-    """Run the whole pipeline into ``opts.out_dir``. Raises the first step's ResvitExportError after
-    writing a FAILED status.json; returns a BuildResult (status PASSED) otherwise."""
-    from .models import create_model, load_weights
+    """Validate ``opts``, then run the whole pipeline into ``opts.out_dir`` (staged; see the module docstring).
 
-    out = prepare_output_dir(opts.out_dir, force=opts.force)
-    rec = _Recorder(out, notify)
-    state: dict[str, Any] = {}
-    started = time.time()
-    try:
-        def make_model():
-            overrides = deployment_overrides(opts.model, opts.profiles, opts.overrides)
-            model = create_model(opts.model, seed=opts.seed, **overrides)
-            state["overrides"] = overrides
-            if opts.weights is not None:
-                load_weights(model, opts.weights)
-            for prof in opts.profiles:
-                prof.check_against(model.size_rule)
-            state["model"] = model
-            weights = f"weights {opts.weights}" if opts.weights else f"random init, seed {opts.seed}"
-            return "PASSED", f"{opts.model} ({weights})", []
+    Returns a BuildResult (status PASSED). A failing step's error is re-raised after its FAILED status.json is
+    written; the error then carries ``status_path``, where that status.json ended up.
+    """
+    from .staging import staged_output
+    from .status import write_status
 
-        rec.run("model", make_model)
-        rec.run("export", lambda: _step_export(opts, out, state))
-        rec.run("rewrite", lambda: _step_rewrite(opts, out, state))
-        rec.run("lint", lambda: _step_lint(opts, out, state))
-        rec.run("validate", lambda: _step_validate(opts, out, state, "fp32", state["deploy_onnx"]))
-        if opts.precision in ("fp16", "int8"):
-            rec.run(f"precision-{opts.precision}", lambda: _step_precision(opts, out, state))
-            rec.run(f"validate-{opts.precision}",
-                    lambda: _step_validate(opts, out, state, opts.precision, state["precision_onnx"]))
-        rec.run("plan", lambda: _step_plan(opts, out, state))
-        rec.run("engine", lambda: _step_engine(opts, out, state))
-        rec.run("manifest", lambda: _step_manifest(opts, out, state, rec.steps))
-    except BaseException as err:
-        code = err.exit_code if isinstance(err, ResvitExportError) else (130 if isinstance(err, KeyboardInterrupt) else 1)
-        _write_status(out, opts, rec.steps, "FAILED", started, error=_one_line(err), exit_code=code)
-        raise
-    _write_status(out, opts, rec.steps, "PASSED", started)
+    started = time.monotonic()
+    checked = opts.validate()
+    opts = checked.opts
+    with staged_output(opts.out_dir, force=opts.force) as stage:
+        layout = BuildLayout(stage.path)
+        state = BuildState(model=checked.model)
+        rec = _Recorder(notify)
+        write_status(stage.path, "build", "RUNNING", started=started, details=_details(opts, state, rec.steps))
+        try:
+            rec.run("export", lambda: _step_export(opts, layout, state))
+            rec.run("rewrite", lambda: _step_rewrite(opts, layout, state))
+            rec.run("lint", lambda: _step_lint(opts, layout, state))
+            rec.run("validate", lambda: _step_validate(opts, layout, state, "fp32"))
+            if opts.precision in ("fp16", "int8"):
+                rec.run(f"precision-{opts.precision}", lambda: _step_precision(opts, layout, state))
+                rec.run(f"validate-{opts.precision}", lambda: _step_validate(opts, layout, state, opts.precision))
+            rec.run("plan", lambda: _step_plan(opts, layout, state))
+            rec.run("engine", lambda: _step_engine(opts, layout, state))
+            rec.run("manifest", lambda: _step_manifest(opts, layout, state, rec.steps))
+        except Exception as err:  # an interrupt (KeyboardInterrupt, SIGKILL) publishes nothing: see staging
+            err.status_path = stage.fail("build", started, err, _details(opts, state, rec.steps))
+            raise
+        write_status(stage.path, "build", "PASSED", started=started, details=_details(opts, state, rec.steps))
+        out = stage.publish()
     return BuildResult(out, "PASSED", rec.steps)
 
 
-def _write_status(out: Path, opts: BuildOptions, steps, status, started, error=None, exit_code=0):
-    write_json_atomic(out / "status.json", {
-        "command": "build",
-        "status": status,
-        "exit_code": exit_code,
-        "error": error,
+def _details(opts: BuildOptions, state: BuildState, steps: list[StepRecord]) -> dict:
+    return {
         "model": opts.model,
+        "overrides": state.model.overrides,
+        "seed": opts.seed,
+        "weights": str(opts.weights) if opts.weights else None,
         "profiles": [str(p) for p in opts.profiles],
         "precision": opts.precision,
-        "targets": opts.targets,
+        "targets": list(opts.targets),
         "steps": [dataclasses.asdict(s) for s in steps],
         "engine": next((s.status for s in steps if s.name == "engine"), None),
-        "seconds": round(time.time() - started, 2),
-        "resvit_export": __version__,
-        "host": platform.node(),
-    })
+    }
 
 
 # --- steps (each returns (status, detail, artifacts)) -------------------------------------------------
 
 
-def _union_profile(profiles: list[ResolutionProfile], batch: BatchRange) -> ResolutionProfile:
-    if len(profiles) == 1:
-        p = profiles[0]
-        return p if p.batch != BatchRange() or batch == BatchRange() else dataclasses.replace(p, batch=batch)
-    lo = (min(p.min[0] for p in profiles), min(p.min[1] for p in profiles))
-    hi = (max(p.max[0] for p in profiles), max(p.max[1] for p in profiles))
-    return ResolutionProfile(lo, hi, None, batch)
+def _step_export(opts: BuildOptions, layout: BuildLayout, state: BuildState):
+    from .export.workflow import export_prepared
 
-
-def _step_export(opts, out, state):
-    from .export.onnx_export import export_onnx
-    from .export.record import write_export_record
-
-    profile = _union_profile(opts.profiles, opts.batch)
-    result = export_onnx(state["model"], out / "model.onnx", profile, opset=opts.opset)
-    write_export_record(out, result, model_name=opts.model, overrides=state["overrides"], seed=opts.seed,
-                        weights=opts.weights, profiles=opts.profiles, opset=opts.opset)
-    state["export"] = result
-    state["deploy_onnx"] = out / "model.onnx"
+    result = export_prepared(state.model, layout, opts.profiles, opset=opts.opset, seed=opts.seed,
+                             weights=opts.weights)
+    state.deploy_onnx = layout.onnx
     dims = ", ".join(f"{k} {v[0]}..{'inf' if v[1] is None else v[1]}" for k, v in result.range_constraints.items())
-    return "PASSED", f"{result.seconds:.1f}s; dynamic dims kept: {dims}", ["model.onnx", "export.json"]
+    return "PASSED", f"{result.seconds:.1f}s; dynamic dims kept: {dims}", [layout.rel(layout.onnx),
+                                                                          layout.rel(layout.export_record)]
 
 
-def _step_rewrite(opts, out, state):
+def _step_rewrite(opts: BuildOptions, layout: BuildLayout, state: BuildState):
     from .graph.rewrite import RewriteContext, apply_rewrites
 
     if not opts.rewrite:
-        shutil.copyfile(out / "model.onnx", out / "model.rewritten.onnx")
-        state["deploy_onnx"] = out / "model.rewritten.onnx"
-        return "SKIPPED", "--no-rewrite: graph copied unchanged", ["model.rewritten.onnx"]
-    ctx = RewriteContext(opts.profiles, patch_size=state["model"].size_rule.patch_size, target=opts.targets[0],
+        copy_atomic(layout.onnx, layout.rewritten_onnx)
+        state.deploy_onnx = layout.rewritten_onnx
+        return "SKIPPED", "--no-rewrite: graph copied unchanged", [layout.rel(layout.rewritten_onnx)]
+    ctx = RewriteContext(opts.profiles, patch_size=state.model.size_rule.patch_size, target=opts.targets[0],
                          seed=opts.seed)
-    report = apply_rewrites(out / "model.onnx", out / "model.rewritten.onnx", ctx, only=opts.only_passes)
-    write_json_atomic(out / "rewrite.json", report.to_dict())
-    state["deploy_onnx"] = out / "model.rewritten.onnx"
+    report = apply_rewrites(layout.onnx, layout.rewritten_onnx, ctx, only=opts.only_passes)
+    write_json_atomic(layout.rewrite_report, report.to_dict())
+    state.deploy_onnx = layout.rewritten_onnx
     changed = [p.name for p in report.passes if not p.skipped and p.changes]
     flags = f"; {len(report.flags)} flag(s): {report.flags[0]}" if report.flags else ""
     detail = (f"{report.nodes_before}->{report.nodes_after} nodes, changed by {', '.join(changed) or 'no pass'}, "
               f"outputs proven unchanged at {len(ctx.check_shapes)} shapes{flags}")
-    return "PASSED", detail, ["model.rewritten.onnx", "rewrite.json"]
+    return "PASSED", detail, [layout.rel(layout.rewritten_onnx), layout.rel(layout.rewrite_report)]
 
 
-def _step_lint(opts, out, state):
+def _step_lint(opts: BuildOptions, layout: BuildLayout, state: BuildState):
     from .graph.lint import lint_onnx
 
-    reports = {t: lint_onnx(state["deploy_onnx"], t) for t in opts.targets}
-    write_json_atomic(out / "lint.json", {t: r.to_dict() for t, r in reports.items()})
+    reports = {t: lint_onnx(state.deploy_onnx, t) for t in opts.targets}
+    write_json_atomic(layout.lint_report, {t: r.to_dict() for t, r in reports.items()})
     errors = [(t, f) for t, r in reports.items() for f in r.errors]
     warnings = sum(len(r.warnings) for r in reports.values())
     if errors:
         t, f = errors[0]
         raise LintError(f"{len(errors)} lint error(s) for {', '.join(opts.targets)}; first ({t}): {f.rule_id} at "
-                        f"node {f.node} ({f.op}): {f.message}. Fix: {f.fix} (all findings: {out / 'lint.json'})")
-    return "PASSED", f"targets {', '.join(opts.targets)}: 0 errors, {warnings} warnings", ["lint.json"]
+                        f"node {f.node} ({f.op}): {f.message}. Fix: {f.fix} (all findings: lint.json)")
+    return "PASSED", f"targets {', '.join(opts.targets)}: 0 errors, {warnings} warnings", [layout.rel(layout.lint_report)]
 
 
-def _step_validate(opts, out, state, precision, onnx_path):
-    from .validate.parity import default_tolerances, validate_onnx
+def _step_validate(opts: BuildOptions, layout: BuildLayout, state: BuildState, precision: str):
+    from .validate.parity import validate_onnx
 
-    tolerances = default_tolerances(precision).with_overrides(**opts.tolerances) if opts.tolerances else None
-    report = validate_onnx(state["model"], onnx_path, opts.profiles, precision=precision, tolerances=tolerances,
+    onnx_path = state.deploy_onnx if precision == "fp32" else state.precision_onnx
+    tolerances = opts.tolerances.resolve(precision) if opts.tolerances.to_dict() else None
+    report = validate_onnx(state.model.model, onnx_path, opts.profiles, precision=precision, tolerances=tolerances,
                            seed=opts.seed, extra_resolutions=opts.extra_resolutions,
-                           out_dir=out, isolated=precision != "fp32")
-    suffix = "" if precision == "fp32" else f".{precision}"
-    state.setdefault("parity", {})[precision] = report.summary_dict()
-    files = [f"parity{suffix}.{ext}" for ext in ("json", "md", "png", "junit.xml")]
+                           out_dir=layout.root, isolated=precision != "fp32")
+    state.parity[precision] = report.summary_dict()
+    files = [layout.rel(layout.parity(precision, ext)) for ext in ("json", "md", "png", "junit.xml")]
     if not report.passed:
-        raise ParityError(f"{precision} parity FAILED: {report.failure_line()} (see {out / files[1]})")
+        raise ParityError(f"{precision} parity FAILED: {report.failure_line()} (see {files[1]})")
     ref = report.reference_set  # PyTorch's outputs for the device's engine check (validate/reference.py)
     return ("PASSED", f"{report.summary_line()}; reference set {ref['bytes'] / 1e6:.2f} MB",
             files + list(ref["files"]))
 
 
-def _step_precision(opts, out, state):
-    src = state["deploy_onnx"]
+def _step_precision(opts: BuildOptions, layout: BuildLayout, state: BuildState):
+    dst = layout.precision_onnx(opts.precision)
     if opts.precision == "fp16":
         from .precision.fp16 import make_fp16_onnx
 
-        result = make_fp16_onnx(src, out / "model.fp16.onnx", keep_fp32=opts.keep_fp32)
+        result = make_fp16_onnx(state.deploy_onnx, dst, keep_fp32=opts.keep_fp32)
     else:
         from .precision.calibration import calibration_set_for_build
         from .precision.int8 import make_int8_onnx
 
-        calib = calibration_set_for_build(opts, state["model"])
-        result = make_int8_onnx(src, out / "model.int8.onnx", calib, method=opts.calib_method,
-                                keep_fp32=opts.keep_fp32)
-    state["precision_onnx"] = result.path
-    state["precision_result"] = result
-    return "PASSED", f"{len(result.kept_fp32_nodes)} nodes kept in FP32", [_rel(out, result.path)]
+        calib = calibration_set_for_build(opts.profiles, state.model.size_rule, calib_data=opts.calib_data,
+                                          calib_synthetic=opts.calib_synthetic, seed=opts.seed)
+        result = make_int8_onnx(state.deploy_onnx, dst, calib, method=opts.calib_method, keep_fp32=opts.keep_fp32)
+    state.precision_onnx = Path(result.path)
+    state.precision_result = result
+    return "PASSED", f"{len(result.kept_fp32_nodes)} nodes kept in FP32", [layout.rel(result.path)]
 
 
-def _step_plan(opts, out, state):
+def _step_plan(opts: BuildOptions, layout: BuildLayout, state: BuildState):
     from .trt.planner import plan_profiles
     from .trt.trtexec import write_trtexec_script
 
-    plan = plan_profiles(state["model"], opts.profiles, opts.batch, opts.precision, device=opts.device,
+    plan = plan_profiles(state.model.model, opts.profiles, None, opts.precision, device=opts.device,
                          memory_budget=opts.memory_budget)
-    write_json_atomic(out / "plan.json", plan.to_dict())
-    onnx_name = _rel(out, state.get("precision_onnx", state["deploy_onnx"]))
-    write_trtexec_script(plan, onnx_name, out / "trtexec.sh")
-    state["plan"] = plan
+    write_json_atomic(layout.plan, plan.to_dict())
+    write_trtexec_script(plan, layout.rel(state.shipped_onnx), layout.trtexec_script)
+    state.plan = plan
     warn = f"; {len(plan.warnings)} warning(s): {plan.warnings[0]}" if plan.warnings else ""
-    return "PASSED", f"{len(plan.profiles)} optimization profile(s){warn}", ["plan.json", "trtexec.sh"]
+    return "PASSED", f"{len(plan.profiles)} optimization profile(s){warn}", [layout.rel(layout.plan),
+                                                                             layout.rel(layout.trtexec_script)]
 
 
-def _step_engine(opts, out, state):
+def _step_engine(opts: BuildOptions, layout: BuildLayout, state: BuildState):
     from ._optional import is_available
 
     if opts.engine == "skip":
@@ -314,14 +337,18 @@ def _step_engine(opts, out, state):
                 "`resvit-export bundle` + the bundle's build_engine.sh (see README 'Jetson')", [])
     from .trt.builder import build_engines
 
-    engines = build_engines(state.get("precision_onnx", state["deploy_onnx"]), state["plan"], out,
-                            timing_cache=out / "timing.cache")
-    state["engines"] = engines
-    return "PASSED", f"{len(engines)} engine(s) built", [_rel(out, e) for e in engines]
+    engines = build_engines(state.shipped_onnx, state.plan, layout.root, timing_cache=layout.timing_cache)
+    state.engines = engines
+    return "PASSED", f"{len(engines)} engine(s) built", [layout.rel(e) for e in engines]
 
 
-def _step_manifest(opts, out, state, steps):
+def _step_manifest(opts: BuildOptions, layout: BuildLayout, state: BuildState, steps: list[StepRecord]):
     from .trt.manifest import write_build_manifest
 
-    path = write_build_manifest(out, state, opts, steps)
-    return "PASSED", "", [_rel(out, path)]
+    result = state.precision_result
+    path = write_build_manifest(
+        layout.root, plan=state.plan, deploy_onnx=state.deploy_onnx, precision_onnx=state.precision_onnx,
+        precision=opts.precision, kept_fp32_nodes=list(result.kept_fp32_nodes) if result else [],
+        parity=state.parity, engines=state.engines, model_name=opts.model, overrides=state.model.overrides,
+        seed=opts.seed, steps=[(s.name, s.status) for s in steps])
+    return "PASSED", "", [layout.rel(path)]

@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 
 from .errors import InputSizeError, UsageError
 
-__all__ = ["BatchRange", "ResolutionProfile", "parse_profile", "parse_batch", "PROFILE_FORMS"]
+__all__ = ["BatchRange", "ResolutionProfile", "parse_profile", "parse_batch", "parse_sizes", "profile_from_dict",
+           "PROFILE_FORMS", "MAX_BATCH", "MAX_SIDE"]
+
+# Upper bounds on what a user may ask for. An edge engine past batch 256 is not a resolution-flexible
+# deployment, and the parity matrix runs the batch max through PyTorch on the CPU. Sizes in a size list stay
+# below 4096 (models/base.SizeRule.max_side); a profile is checked against its model's own SizeRule.
+MAX_BATCH = 256
+MAX_SIDE = 4096
 
 PROFILE_FORMS = (
     "accepted --profile forms: '224-1792', '224x320-1792x1024', '224-1792@512', '224-1792@512x640', "
@@ -39,6 +46,8 @@ class BatchRange:
     def __post_init__(self):
         if not (1 <= self.min <= self.opt <= self.max):
             raise UsageError(f"batch range must satisfy 1 <= min <= opt <= max, got {self.min}/{self.opt}/{self.max}")
+        if self.max > MAX_BATCH:
+            raise UsageError(f"batch max {self.max} is above {MAX_BATCH}; use a smaller --batch (e.g. 1-8@1)")
 
     def __str__(self) -> str:
         return f"{self.min}-{self.max}@{self.opt}" if self.min != self.max else str(self.min)
@@ -108,12 +117,41 @@ class ResolutionProfile:
                 )
 
     def to_dict(self) -> dict:
+        """Lossless: :func:`profile_from_dict` gives this profile back (batch and trtexec input name included)."""
         return {
             "min": list(self.min),
             "opt": list(self.opt) if self.opt else None,
             "max": list(self.max),
             "batch": {"min": self.batch.min, "opt": self.batch.opt, "max": self.batch.max},
+            "input_name": self.input_name,
         }
+
+
+def profile_from_dict(d: dict) -> ResolutionProfile:
+    """The inverse of :meth:`ResolutionProfile.to_dict` (the dict is schema-checked by whoever read it)."""
+    b = d.get("batch") or {}
+    return ResolutionProfile(tuple(d["min"]), tuple(d["max"]), tuple(d["opt"]) if d.get("opt") else None,
+                             BatchRange(b.get("min", 1), b.get("opt", 1), b.get("max", 1)), d.get("input_name"))
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """The one parser of size lists (``--resolutions``, ``--calib-resolutions``): '320x1024,97x301' or '512'
+    (square) -> [(H, W), ...], duplicates dropped, order kept."""
+    out: list[tuple[int, int]] = []
+    for part in str(text).replace(" ", "").lower().split(","):
+        if not part:
+            continue
+        m = re.fullmatch(r"(\d+)(?:x(\d+))?", part)
+        if not m:
+            raise UsageError(f"bad size {part!r} in {text!r}; use HxW or S, comma-separated (e.g. 320x1024,97x301)")
+        hw = (int(m.group(1)), int(m.group(2) or m.group(1)))
+        if min(hw) < 1 or max(hw) > MAX_SIDE:
+            raise UsageError(f"size {hw[0]}x{hw[1]} in {text!r} must have sides between 1 and {MAX_SIDE} px")
+        if hw not in out:
+            out.append(hw)
+    if not out:
+        raise UsageError(f"no sizes in {text!r}; use HxW or S, comma-separated (e.g. 320x1024,97x301)")
+    return out
 
 
 def _hw(a: str | None, b: str | None) -> tuple[int, int]:

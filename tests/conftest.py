@@ -16,7 +16,14 @@ def _trt_status() -> str | None:
     return None
 
 
+def pytest_addoption(parser):
+    parser.addoption("--reverse", action="store_true",
+                     help="run the tests in reverse order (shows that none depends on another having run first)")
+
+
 def pytest_collection_modifyitems(config, items):
+    if config.getoption("--reverse"):
+        items.reverse()
     trt_reason = _trt_status()
     gpu_reason = None if torch.cuda.is_available() else "no CUDA device on this machine"
     for item in items:

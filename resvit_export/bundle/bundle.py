@@ -7,16 +7,21 @@ plan (profiles), trtexec lines, manifest, calibration artifacts and two device-s
   (/etc/nv_tegra_release), verifies SHA256SUMS, and builds with TensorRT 10 flags or TensorRT 11 ONNX precision.
 * ``run_engine.py``  - runs the engine with only tensorrt + numpy + cuda-python (no torch).
 
-Safety: ``verify_bundle`` and ``extract_bundle`` reject absolute paths, ``..`` components, symlinks, hardlinks,
-devices and duplicate names *before* anything is written, extract with ``tarfile`` filter='data' where the Python
-has it (3.11.4+/3.12), then re-verify every file against SHA256SUMS. The archive is written atomically.
+What goes in is verified first: the source directory's status.json must say PASSED (``allow_unverified``
+overrides that, and is recorded in the bundle's ``bundle.json``), plan.json and manifest.json must match their
+schemas, and every file packed must still match the sha256 that status.json and manifest.json recorded.
+
+Safety: ``verify_bundle`` and ``extract_bundle`` read the archive as a stream of headers and never hold a
+member in memory. They reject absolute paths, ``..`` components, symlinks, hardlinks, devices and duplicate
+names, and bound the expansion (per member, in total, and as a ratio to the archive's size: a decompression
+bomb is refused from its header, before its data is read), *before* anything is written; then every file is
+re-verified against SHA256SUMS. The archive is written atomically.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import re
 import shutil
@@ -25,16 +30,45 @@ import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePosixPath
+from typing import Iterator
 
 from resvit_export.errors import InvalidArtifactError, OutputDirError, UsageError
-from resvit_export.io import atomic_path
+from resvit_export.io import atomic_path, sha256_file
 from resvit_export.layout import BuildLayout
 
 __all__ = ["create_bundle", "verify_bundle", "extract_bundle", "collect_bundle_files", "BundleInfo", "SUMS_NAME",
-           "DEVICE_FILES", "profiles_env"]
+           "DEVICE_FILES", "profiles_env", "ExtractLimits", "BUNDLE_INFO_NAME"]
 
 SUMS_NAME = "SHA256SUMS"
-DEVICE_FILES = ("build_engine.sh", "run_engine.py", "README.txt")
+BUNDLE_INFO_NAME = "bundle.json"  # where the bundle came from and whether its status was verified
+DEVICE_FILES = ("build_engine.sh", "run_engine.py", "profile_select.py", "README.txt")
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ExtractLimits:
+    """How far an archive may expand. The largest real bundles hold multi-GB ONNX weights, which gzip hardly
+    shrinks (about 1.1x), so a large ratio only comes from a crafted archive (zeros compress ~1000x)."""
+
+    max_member_bytes: int = 32 << 30
+    max_total_bytes: int = 64 << 30
+    max_ratio: float = 100.0  # uncompressed / archive bytes, once past ratio_floor_bytes
+    ratio_floor_bytes: int = 64 << 20  # small text-only bundles may compress well; never a risk below this
+
+    def check(self, member: tarfile.TarInfo, total: int, archive_bytes: int, path) -> None:
+        if member.size > self.max_member_bytes:
+            raise InvalidArtifactError(f"unsafe bundle {path}: member {member.name!r} would expand to "
+                                       f"{member.size / (1 << 30):.1f} GiB (limit {self.max_member_bytes >> 30} GiB)")
+        if total > self.max_total_bytes:
+            raise InvalidArtifactError(f"unsafe bundle {path}: members would expand to {total / (1 << 30):.1f} GiB "
+                                       f"in total (limit {self.max_total_bytes >> 30} GiB)")
+        if total > self.ratio_floor_bytes and total > self.max_ratio * max(archive_bytes, 1):
+            raise InvalidArtifactError(f"unsafe bundle {path}: a {archive_bytes / (1 << 20):.1f} MiB archive would "
+                                       f"expand to {total / (1 << 30):.1f} GiB (member {member.name!r}); a "
+                                       f"decompression bomb, not a resvit-export bundle")
+
+
+DEFAULT_LIMITS = ExtractLimits()
 _CALIB_RE = re.compile(r"(calib|calibration|amax|quant).*\.(cache|bin|npz|json|calib|txt)$|\.calib$", re.I)
 _EXEC = {"build_engine.sh", "trtexec.sh", "run_engine.py"}
 
@@ -48,14 +82,16 @@ class BundleInfo:
     path: Path
     files: list[str]
     precisions: list[str]
+    origin: dict | None = None  # what bundle.json says about the source directory
 
     def to_dict(self) -> dict:
-        return {"path": str(self.path), "files": self.files, "precisions": self.precisions}
+        return {"path": str(self.path), "files": self.files, "precisions": self.precisions, "origin": self.origin}
 
 
 def _precision_of(onnx_name: str) -> str:
-    m = re.search(r"\.(fp16|int8)\.onnx$", onnx_name)
-    return m.group(1) if m else "fp32"
+    from resvit_export.layout import precision_of_onnx
+
+    return precision_of_onnx(onnx_name)
 
 
 def collect_bundle_files(src_dir: str | os.PathLike) -> dict[str, Path]:
@@ -80,7 +116,7 @@ def collect_bundle_files(src_dir: str | os.PathLike) -> dict[str, Path]:
     if not any(n.endswith(".onnx") for n in out):
         raise UsageError(f"{src} holds no .onnx file; export first (`resvit-export export -o {src}`)")
     if "plan.json" not in out:
-        raise UsageError(f"{src} has no plan.json; run `resvit-export plan MODEL --profile ... -o {src}` first")
+        raise UsageError(f"{src} has no plan.json; bundle the output directory of `resvit-export build`")
     return out
 
 
@@ -103,39 +139,72 @@ def profiles_env(plan: dict) -> str:
             f"INPUT_NAME={ep.input_name}\nNUM_PROFILES={len(ep.profiles)}\nPROFILE_ARGS=\"{' '.join(args)}\"\n")
 
 
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+def _tar_info(name: str, size: int) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
-    info.size = len(data)
+    info.size = size
     info.mode = 0o755 if name in _EXEC else 0o644
     info.mtime = 0
     info.uid = info.gid = 0
     info.uname = info.gname = ""
-    tar.addfile(info, io.BytesIO(data))
+    return info
 
 
-def create_bundle(src_dir: str | os.PathLike, out_path: str | os.PathLike, *, force: bool = False) -> BundleInfo:
-    """Write ``out_path`` (tar.gz) atomically from ``src_dir``; returns what went in."""
+def _verified_source(src: Path, files: dict[str, Path], allow_unverified: bool) -> dict:
+    """Refuse a source directory whose verdict is not PASSED or whose files changed since; return what
+    bundle.json records about it."""
+    from resvit_export.schemas import PLAN, read_json_document
+    from resvit_export.status import require_passed
+    from resvit_export.trt.manifest import read_manifest, verify_artifacts
+
+    status = require_passed(src, allow_unverified, consumes=sorted(files))
+    read_json_document(files["plan.json"], PLAN)
+    if "manifest.json" in files:
+        problems = verify_artifacts(read_manifest(files["manifest.json"]), src)
+        if problems:
+            raise InvalidArtifactError(f"{src}: {problems[0]}")
+    clean = status is not None and status.passed
+    return {"source": str(src), "source_status": status.describe() if status else "no status.json",
+            "verified": clean, "allow_unverified": bool(allow_unverified and not clean)}
+
+
+def create_bundle(src_dir: str | os.PathLike, out_path: str | os.PathLike, *, force: bool = False,
+                  allow_unverified: bool = False) -> BundleInfo:
+    """Write ``out_path`` (tar.gz) atomically from the verified ``src_dir``; returns what went in.
+
+    Files are streamed into the archive and hashed from disk, never read whole into memory.
+    """
+    import json
+
+    from resvit_export.trt.planner import EnginePlan  # noqa: F401 - profiles_env needs it; fail early if broken
+
     out_path = Path(out_path)
-    if out_path.exists() and not force:
-        raise OutputDirError(f"{out_path} exists; pass --force to overwrite it")
-    files = collect_bundle_files(src_dir)
-    try:
-        plan = json.loads(files["plan.json"].read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise InvalidArtifactError(f"cannot read {files['plan.json']}: {err}") from err
-    contents: dict[str, bytes] = {n: p.read_bytes() for n, p in files.items()}
-    contents["profiles.env"] = profiles_env(plan).encode()
+    if out_path.exists() and (out_path.is_dir() or not force):
+        raise OutputDirError(f"{out_path} exists" + ("" if out_path.is_dir() else "; pass --force to overwrite it"))
+    src = Path(src_dir)
+    files = collect_bundle_files(src)
+    origin = _verified_source(src, files, allow_unverified)
+    status_file = src / "status.json"
+    if status_file.is_file():
+        files["status.json"] = status_file
+    plan = json.loads(files["plan.json"].read_text())
+    generated = {"profiles.env": profiles_env(plan).encode(),
+                 BUNDLE_INFO_NAME: (json.dumps(origin, indent=2) + "\n").encode()}
     device = resources.files("resvit_export.bundle") / "device"
     for n in DEVICE_FILES:
-        contents[n] = (device / n).read_bytes()
-    sums = "".join(f"{hashlib.sha256(contents[n]).hexdigest()}  {n}\n" for n in sorted(contents))
-    contents[SUMS_NAME] = sums.encode()
+        generated[n] = (device / n).read_bytes()
+    digests = {n: sha256_file(p) for n, p in files.items()}
+    digests.update({n: hashlib.sha256(data).hexdigest() for n, data in generated.items()})
+    generated[SUMS_NAME] = "".join(f"{digests[n]}  {n}\n" for n in sorted(digests)).encode()
     with atomic_path(out_path) as tmp:
         with tarfile.open(tmp, "w:gz") as tar:
-            for n in sorted(contents):
-                _add_bytes(tar, n, contents[n])
+            for n in sorted(set(files) | set(generated)):
+                if n in files:
+                    with open(files[n], "rb") as fh:
+                        tar.addfile(_tar_info(n, os.fstat(fh.fileno()).st_size), fh)
+                else:
+                    tar.addfile(_tar_info(n, len(generated[n])), io.BytesIO(generated[n]))
     precisions = sorted({_precision_of(n) for n in files if n.endswith(".onnx")})
-    return BundleInfo(out_path, sorted(contents), precisions)
+    return BundleInfo(out_path, sorted(set(files) | set(generated)), precisions, origin)
 
 
 def _check_member(m: tarfile.TarInfo, seen: set[str]) -> str | None:
@@ -177,28 +246,52 @@ def _open(path) -> tarfile.TarFile:
         raise InvalidArtifactError(f"{path} is not a readable bundle archive ({err})") from err
 
 
-def verify_bundle(path: str | os.PathLike) -> list[str]:
-    """Check an archive without extracting it: safe member names/types and every file's sha256 against
-    SHA256SUMS. Returns the file names; raises InvalidArtifactError naming every problem."""
+def _stream_sha256(fh) -> str:
+    h = hashlib.sha256()
+    for block in iter(lambda: fh.read(_CHUNK), b""):
+        h.update(block)
+    return h.hexdigest()
+
+
+def _members(tar: tarfile.TarFile, path, limits: ExtractLimits) -> "Iterator[tarfile.TarInfo]":
+    """The archive's members in order, each checked from its header (name, type, size limits) before its
+    data is touched."""
+    archive_bytes = os.path.getsize(path)
+    seen: set[str] = set()
+    total = 0
+    while True:
+        try:
+            m = tar.next()
+        except (tarfile.TarError, OSError, EOFError) as err:
+            raise InvalidArtifactError(f"{path} is not a readable bundle archive ({err})") from None
+        if m is None:
+            return
+        bad = _check_member(m, seen)
+        if bad:
+            raise InvalidArtifactError(f"unsafe bundle {path}: {bad}")
+        total += m.size
+        limits.check(m, total, archive_bytes, path)
+        yield m
+
+
+def verify_bundle(path: str | os.PathLike, limits: ExtractLimits = DEFAULT_LIMITS) -> list[str]:
+    """Check an archive without extracting it: safe member names/types, bounded sizes and every file's
+    sha256 against SHA256SUMS. Streams the archive; returns the file names; raises InvalidArtifactError."""
     problems: list[str] = []
     digests: dict[str, str] = {}
     sums_text = None
-    seen: set[str] = set()
     with _open(path) as tar:
-        for m in tar.getmembers():
-            bad = _check_member(m, seen)
-            if bad:
-                problems.append(bad)
-                continue
+        for m in _members(tar, path, limits):
             if m.isdir():
                 continue
-            data = tar.extractfile(m).read()
-            if m.name == SUMS_NAME:
-                sums_text = data.decode("utf-8", "replace")
-            else:
-                digests[m.name] = hashlib.sha256(data).hexdigest()
-    if problems:
-        raise InvalidArtifactError(f"unsafe bundle {path}: " + "; ".join(problems))
+            try:
+                with tar.extractfile(m) as fh:
+                    if m.name == SUMS_NAME:
+                        sums_text = fh.read(1 << 20).decode("utf-8", "replace")
+                    else:
+                        digests[m.name] = _stream_sha256(fh)
+            except (tarfile.TarError, OSError, EOFError) as err:
+                raise InvalidArtifactError(f"{path} is truncated or corrupt at {m.name!r} ({err})") from None
     if sums_text is None:
         raise InvalidArtifactError(f"bundle {path} has no {SUMS_NAME}; it was not made by `resvit-export bundle`")
     sums = _parse_sums(sums_text)
@@ -221,17 +314,21 @@ def _verify_tree(root: Path) -> None:
         p = root / name
         if p.is_symlink() or not p.is_file():
             problems.append(f"{name} missing after extraction")
-            continue
-        with open(p, "rb") as f:
-            if hashlib.sha256(f.read()).hexdigest() != digest:
-                problems.append(f"{name} differs from {SUMS_NAME} after extraction")
+        elif sha256_file(p) != digest:
+            problems.append(f"{name} differs from {SUMS_NAME} after extraction")
     if problems:
         raise InvalidArtifactError("; ".join(problems))
 
 
-def extract_bundle(path: str | os.PathLike, dest: str | os.PathLike) -> Path:
-    """Verify, then extract into ``dest`` (must be absent or empty), then verify the extracted files again."""
-    verify_bundle(path)
+def extract_bundle(path: str | os.PathLike, dest: str | os.PathLike, limits: ExtractLimits = DEFAULT_LIMITS) -> Path:
+    """Verify, then extract into ``dest`` (must be absent or empty), then verify the extracted files again.
+
+    Extraction streams member by member and re-checks every header (the archive could change between the
+    two passes); regular files only, created exclusively, never following a link."""
+    from resvit_export.io import disk_full_error
+    from resvit_export.errors import is_disk_full
+
+    verify_bundle(path, limits)
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise OutputDirError(f"extraction target {dest} exists and is not empty; choose an empty directory")
@@ -239,21 +336,17 @@ def extract_bundle(path: str | os.PathLike, dest: str | os.PathLike) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial"))
     try:
         with _open(path) as tar:
-            members = [m for m in tar.getmembers() if m.isreg()]
-            seen: set[str] = set()
-            for m in members:  # re-check: the archive could have changed since verify_bundle
-                bad = _check_member(m, seen)
-                if bad:
-                    raise InvalidArtifactError(f"unsafe bundle {path}: {bad}")
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(tmp, members=members, filter="data")
-            else:  # older Python: write regular files ourselves, never following links
-                for m in members:
-                    target = tmp / m.name
-                    target.parent.mkdir(parents=True, exist_ok=True)
+            for m in _members(tar, path, limits):
+                if not m.isreg():
+                    continue
+                target = tmp / m.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
                     with tar.extractfile(m) as src, open(target, "xb") as dst:
-                        shutil.copyfileobj(src, dst)
-                    target.chmod(0o755 if m.mode & 0o100 else 0o644)
+                        shutil.copyfileobj(src, dst, _CHUNK)
+                except OSError as err:
+                    raise (disk_full_error(dest / m.name, err) if is_disk_full(err) else err) from err
+                target.chmod(0o755 if m.mode & 0o100 else 0o644)
         _verify_tree(tmp)
         if dest.exists():
             dest.rmdir()

@@ -8,63 +8,36 @@ from pathlib import Path
 import click
 
 from .common import final_line, handle_errors
+from .options import (RESOLUTIONS, calibration_options, compose, device_options, force_option, model_options,
+                      passes_option, profile_options, target_option, tolerance_options, tolerance_overrides,
+                      with_batch)
 
 _DEFAULT_OUT = "resvit-build"
 
 
-def _hw_list(text: str | None) -> list[tuple[int, int]]:
-    from resvit_export.errors import UsageError
-
-    out = []
-    for item in filter(None, (text or "").replace(" ", "").split(",")):
-        h, _, w = item.lower().partition("x")
-        if not h.isdigit() or (w and not w.isdigit()):
-            raise UsageError(f"bad --resolutions entry {item!r}; use HxW or S, comma-separated (e.g. 320x1024,97x301)")
-        out.append((int(h), int(w or h)))
-    return out
-
-
 @click.command()
 @click.argument("model", required=False)
-@click.option("--profile", "profiles", multiple=True, metavar="RANGE",
-              help="Resolution range, repeatable: 224-1792, 224x320-1792x1024, 224-1792@512, or trtexec "
-                   "'x:1x3x224x224,x:1x3x512x512,x:1x3x1792x1792'. Default 224-1792.")
-@click.option("--batch", default=None, metavar="MIN-MAX@OPT", help="Batch range for the engine, e.g. 1-8@1 (default 1).")
-@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@compose(profile_options, model_options)
+@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), default=None,
               help=f"Output directory (default ./{_DEFAULT_OUT}/MODEL).")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
               help="Deployed precision (default fp32). FP16/INT8 are written into the ONNX (TensorRT 11 needs that).")
 @click.option("--fp16", "fp16_flag", is_flag=True, help="Same as --precision fp16.")
 @click.option("--int8", "int8_flag", is_flag=True, help="Same as --precision int8.")
 @click.option("--keep-fp32", multiple=True, metavar="NAME|OP", help="Node names or op types to keep in FP32 (repeatable).")
-@click.option("--target", "targets", multiple=True,
-              type=click.Choice(["jetpack5", "jetpack6", "jetpack7", "trt10", "trt11"]),
-              help="TensorRT parser(s) to lint against (default jetpack6 = TensorRT 10.3).")
+@target_option()
 @click.option("--opset", type=click.IntRange(17, 23), default=18, show_default=True)
-@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="safetensors checkpoint (default: seeded random init).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Model config override (repeatable).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random init and test inputs.")
 @click.option("--no-rewrite", is_flag=True, help="Skip graph rewriting (debugging).")
-@click.option("--only", "only_passes", multiple=True, metavar="PASS", help="Run only these rewrite passes (debugging).")
-@click.option("--resolutions", default=None, metavar="HxW,...", help="Extra resolutions for the parity matrix.")
-@click.option("--atol", type=float, default=None, help="Override the parity max-abs tolerance.")
-@click.option("--cos-min", type=float, default=None, help="Override the parity minimum cosine similarity.")
-@click.option("--top1-min", type=float, default=None, help="Override the parity minimum top-1 agreement.")
-@click.option("--device", default=None, help="Memory preset: orin-nano, orin-nx-16, agx-orin-32, agx-orin-64, thor.")
-@click.option("--memory-budget", default=None, metavar="SIZE", help="Activation memory budget, e.g. 6G.")
-@click.option("--calib-data", type=click.Path(exists=True, path_type=Path), default=None,
-              help="INT8 calibration images (folder) or arrays (.npz).")
-@click.option("--calib-synthetic", type=click.IntRange(1, 4096), default=None,
-              help="INT8: use N synthetic real-image-like calibration images per resolution.")
-@click.option("--calib-method", type=click.Choice(["entropy", "minmax", "percentile"]), default="entropy",
-              show_default=True)
+@passes_option
+@click.option("--resolutions", type=RESOLUTIONS, default=None,
+              help="Extra resolutions for the parity matrix (inside a profile).")
+@compose(tolerance_options, device_options, calibration_options)
 @click.option("--engine", type=click.Choice(["auto", "skip"]), default="auto", show_default=True,
               help="auto: build the engine when TensorRT and a GPU exist, otherwise defer it to the target.")
-@click.option("--force", is_flag=True, help="Overwrite a non-empty output directory.")
+@force_option("Replace an earlier resvit-export output in the directory (it is kept until this build PASSES).")
 @handle_errors
-def build(model, profiles, batch, out_dir, precision, fp16_flag, int8_flag, keep_fp32, targets, opset, weights,
-          overrides, seed, no_rewrite, only_passes, resolutions, atol, cos_min, top1_min, device, memory_budget,
+def build(model, profiles, batch, weights, overrides, seed, out_dir, precision, fp16_flag, int8_flag, keep_fp32,
+          targets, opset, no_rewrite, only_passes, resolutions, atol, rtol, cos_min, top1_min, device, memory_budget,
           calib_data, calib_synthetic, calib_method, engine, force):
     """Export, rewrite, lint, validate and (where TensorRT exists) build engines for MODEL.
 
@@ -73,28 +46,26 @@ def build(model, profiles, batch, out_dir, precision, fp16_flag, int8_flag, keep
     """
     from rich.console import Console
 
-    from resvit_export.models import parse_overrides
     from resvit_export.pipeline import DEFAULT_MODEL, BuildOptions
     from resvit_export.pipeline import build as run_build
     from resvit_export.precision.policy import resolve_precision
-    from resvit_export.profiles import parse_batch, parse_profile
 
     started = time.monotonic()
     model = model or DEFAULT_MODEL
-    batch_range = parse_batch(batch)
-    parsed = [parse_profile(p, batch_range) for p in (profiles or ("224-1792",))]
     opts = BuildOptions(
-        profiles=parsed, out_dir=out_dir or Path(_DEFAULT_OUT) / model, model=model, batch=batch_range,
+        profiles=with_batch(profiles, batch), out_dir=out_dir or Path(_DEFAULT_OUT) / model, model=model,
         precision=resolve_precision(precision, fp16_flag, int8_flag), keep_fp32=list(keep_fp32) or None,
-        opset=opset, weights=weights, overrides=parse_overrides(overrides), seed=seed,
-        targets=list(targets) or ["jetpack6"], rewrite=not no_rewrite, only_passes=list(only_passes) or None,
-        tolerances=_tolerances(atol, cos_min, top1_min), extra_resolutions=_hw_list(resolutions), device=device,
-        memory_budget=memory_budget, calib_data=calib_data, calib_synthetic=calib_synthetic,
+        opset=opset, weights=weights, overrides=dict(overrides), seed=seed, targets=list(targets),
+        rewrite=not no_rewrite, only_passes=list(only_passes) or None,
+        tolerances=tolerance_overrides(atol, rtol, cos_min, top1_min), extra_resolutions=resolutions or [],
+        device=device, memory_budget=memory_budget, calib_data=calib_data, calib_synthetic=calib_synthetic,
         calib_method=calib_method, engine=engine, force=force)
     console = Console(stderr=True)
-    click.echo(f"resvit-export build {model} --profile {' --profile '.join(map(str, parsed))} -> {opts.out_dir}")
-    with console.status("starting") as status:
+    header = [f"resvit-export build {model} --profile {' --profile '.join(map(str, opts.profiles))} -> {opts.out_dir}"]
+    with console.status("checking options") as status:
         def notify(name, rec):
+            if header:  # only once the options passed: a refused build prints its one error line, nothing else
+                click.echo(header.pop())
             if rec is None:
                 status.update(f"[bold]{name}[/bold] ...")
             else:
@@ -103,16 +74,11 @@ def build(model, profiles, batch, out_dir, precision, fp16_flag, int8_flag, keep
 
         try:
             result = run_build(opts, notify=notify)
-        except Exception:
-            status_file = opts.out_dir / "status.json"
-            final_line(False, "build", started, f"see {status_file}" if status_file.is_file() else "")
+        except Exception as err:
+            where = getattr(err, "status_path", None)
+            if where is not None:  # the build ran: say where its FAILED status is (refusals print one line)
+                final_line(False, "build", started, f"see {where}")
             raise
     deferred = [s.name for s in result.steps if s.status == "DEFERRED"]
-    detail = f"{opts.out_dir}" + (f"; deferred: {', '.join(deferred)}" if deferred else "")
+    detail = f"{result.out_dir}" + (f"; deferred: {', '.join(deferred)}" if deferred else "")
     final_line(True, "build", started, detail)
-
-
-def _tolerances(atol, cos_min, top1_min):
-    if atol is None and cos_min is None and top1_min is None:
-        return None
-    return {"atol": atol, "cos_min": cos_min, "top1_min": top1_min}

@@ -9,26 +9,31 @@ from pathlib import Path
 import click
 
 from .common import final_line, handle_errors
+from .options import allow_unverified_option
 
 
 @click.command()
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--strict", is_flag=True, help="Exit 8 when the plan cannot load on this host.")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@allow_unverified_option
 @handle_errors
-def inspect(path, strict, as_json):
+def inspect(path, strict, as_json, allow_unverified):
     """Explain whether the engine at PATH (plan file, build directory or manifest.json) can run on this host.
 
-    Exit 6 when an artifact does not match its recorded sha256 (tampered or corrupted)."""
+    Exit 6 when the directory's status.json is not PASSED, or an artifact does not match its recorded sha256
+    (tampered or corrupted)."""
     import json
 
     from resvit_export.errors import EngineBuildError, InvalidArtifactError
     from resvit_export.io import sha256_file
+    from resvit_export.status import require_passed
     from resvit_export.trt.manifest import (check_manifest_against_host, find_manifest, host_info, read_manifest,
                                             verify_artifacts)
 
     started = time.monotonic()
     mpath = find_manifest(path)
+    status = require_passed(mpath.parent, allow_unverified, consumes=[mpath.name])
     manifest = read_manifest(mpath)
     problems = verify_artifacts(manifest, mpath.parent)
     engines = [a for a in manifest.get("artifacts", []) if a.get("role") == "engine"]
@@ -43,12 +48,16 @@ def inspect(path, strict, as_json):
                 "precision": (manifest.get("precision") or {}).get("mode"),
                 "tensorrt": manifest.get("tensorrt"), "gpu": manifest.get("gpu"), "jetpack": manifest.get("jetpack"),
                 "profiles": manifest.get("profiles"), "engine_status": "built" if engines else "deferred",
-                "host": host.to_dict(), "tampered": problems, "host_mismatches": mismatches}
+                "host": host.to_dict(), "tampered": problems, "host_mismatches": mismatches,
+                "status": status.describe() if status else "no status.json",
+                "verified": bool(status and status.passed)}
     if as_json:
         click.echo(json.dumps(findings, indent=2))
     else:
         gpu = manifest.get("gpu") or {}
         click.echo(f"manifest: {mpath}")
+        if not findings["verified"]:
+            click.echo(f"UNVERIFIED: {findings['status']} (--allow-unverified)")
         click.echo(f"model {manifest.get('model')} ({manifest.get('family')}), precision {findings['precision']}, "
                    f"{len(manifest.get('profiles') or [])} profile(s)")
         for p in manifest.get("profiles") or []:

@@ -8,15 +8,13 @@ import time
 
 import click
 
-from resvit_export.graph.trt_ops import TARGET_NAMES
-
 from .common import final_line, handle_errors
+from .options import target_option
 
 
 @click.command()
 @click.argument("onnx_path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--target", "targets", multiple=True, type=click.Choice(TARGET_NAMES, case_sensitive=False),
-              help="Parser to lint for (repeatable); default trt10.")
+@target_option("Parser to lint for (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Also write the report as JSON.")
 @handle_errors
@@ -28,6 +26,7 @@ def lint(onnx_path, targets, as_json, output):
     from resvit_export.io import write_json_atomic
 
     started = time.monotonic()
+    _require_graph(onnx_path)
     reports = [lint_onnx(onnx_path, t) for t in (targets or (None,))]
     data = {"model": onnx_path, "passed": all(reports), "reports": [r.to_dict() for r in reports]}
     if as_json:
@@ -43,6 +42,22 @@ def lint(onnx_path, targets, as_json, output):
                                                 f"warning(s) for {', '.join(r.target for r in reports)}")
     if n_err:
         raise click.exceptions.Exit(5)
+
+
+def _require_graph(onnx_path: str) -> None:
+    """An empty or graph-less file parses as an empty ModelProto, and nothing in it breaks a rule: refuse it
+    (exit 6) rather than call it PASSED."""
+    import onnx
+
+    from resvit_export.errors import InvalidArtifactError
+
+    try:
+        model = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception as err:  # noqa: BLE001 - protobuf raises DecodeError and friends
+        raise InvalidArtifactError(f"{onnx_path} is not a readable ONNX model ({type(err).__name__})") from None
+    if not model.graph.node or not model.graph.output:
+        raise InvalidArtifactError(f"{onnx_path} holds no graph (0 nodes or no outputs): nothing to lint; pass the "
+                                   "model.onnx / model.rewritten.onnx a build wrote")
 
 
 def _print_tables(reports) -> None:

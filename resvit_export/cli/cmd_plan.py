@@ -8,19 +8,14 @@ from pathlib import Path
 import click
 
 from .common import final_line, handle_errors
+from .options import OverrideType, device_options, force_option, precision_option, profile_options, with_batch
 
 
 @click.command()
 @click.argument("model")
-@click.option("--profile", "profiles", multiple=True, metavar="RANGE",
-              help="Resolution range, repeatable: 224-1792, 224x320-1792x1024, 224-1792@512 or trtexec "
-                   "'x:1x3x224x224,x:1x3x512x512,x:1x3x1792x1792'. Default 224-1792.")
-@click.option("--batch", default=None, metavar="MIN-MAX@OPT", help="Batch range, e.g. 1-8@1 (default 1).")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp16", show_default=True)
-@click.option("--device", default=None,
-              type=click.Choice(["orin-nano", "orin-nx-16", "agx-orin-32", "agx-orin-64", "thor"]),
-              help="Target preset; its budget is 75% of the board's unified memory.")
-@click.option("--memory-budget", default=None, metavar="SIZE", help="Memory budget, e.g. 6G (overrides --device).")
+@profile_options
+@precision_option("Precision the engine is planned for (selects the ONNX in the trtexec lines).")
+@device_options
 @click.option("--assume-fused-mha", is_flag=True,
               help="Assume TensorRT fuses attention (no N^2 score buffers). Default: not fused (conservative).")
 @click.option("--no-split", is_flag=True, help="Keep each --profile as one TensorRT profile (no token bands).")
@@ -31,11 +26,12 @@ from .common import final_line, handle_errors
 @click.option("--workspace", "workspace_mib", type=click.IntRange(1), default=None, metavar="MIB",
               help="--memPoolSize=workspace:<MIB>M in the trtexec lines.")
 @click.option("--opt-level", type=click.IntRange(0, 5), default=None, help="--builderOptimizationLevel.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Model config override (repeatable).")
+@click.option("--set", "overrides", multiple=True, type=OverrideType(),
+              help="Model config override, repeatable; checked against the config's invariants.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Write plan.json and trtexec.sh into this directory.")
-@click.option("--force", is_flag=True, help="Overwrite an existing plan.json/trtexec.sh.")
+@force_option("Overwrite an existing plan.json/trtexec.sh.")
 @handle_errors
 def plan(model, profiles, batch, precision, device, memory_budget, assume_fused_mha, no_split, layout, onnx_name,
          workspace_mib, opt_level, overrides, as_json, out_dir, force):
@@ -45,18 +41,24 @@ def plan(model, profiles, batch, precision, device, memory_budget, assume_fused_
 
     from resvit_export.errors import OutputDirError, UsageError
     from resvit_export.io import write_json_atomic
-    from resvit_export.models import create_model, parse_overrides
-    from resvit_export.profiles import parse_batch, parse_profile
+    from resvit_export.layout import BuildLayout
+    from resvit_export.preflight import prepare_model
     from resvit_export.trt.planner import format_plan, plan_profiles
     from resvit_export.trt.trtexec import trtexec_commands, write_trtexec_script
 
     started = time.monotonic()
-    batch_range = parse_batch(batch)
-    parsed = [parse_profile(p, batch_range) for p in (profiles or ("224-1792",))]
-    m = create_model(model, **parse_overrides(overrides))
-    the_plan = plan_profiles(m, parsed, batch_range, precision, device=device, memory_budget=memory_budget,
+    files = BuildLayout(out_dir) if out_dir is not None else None
+    if files is not None:  # refuse before planning: a file in the way, or plan files without --force
+        if out_dir.exists() and not out_dir.is_dir():
+            raise OutputDirError(f"output path {out_dir} exists and is not a directory; choose another -o")
+        for path in (files.plan, files.trtexec_script):
+            if path.exists() and not force:
+                raise OutputDirError(f"{path} exists; pass --force to overwrite it")
+    parsed = with_batch(profiles, batch)
+    m = prepare_model(model, dict(overrides), seed=0, weights=None, profiles=parsed, fit_to_profiles=False).model
+    the_plan = plan_profiles(m, parsed, None, precision, device=device, memory_budget=memory_budget,
                              fused_mha=assume_fused_mha, split=not no_split, layout=layout)
-    onnx = onnx_name or ("model.rewritten.onnx" if precision == "fp32" else f"model.{precision}.onnx")
+    onnx = onnx_name or BuildLayout(".").precision_onnx(precision).name
     kwargs = {"workspace_mib": workspace_mib, "builder_optimization_level": opt_level}
     lines = {}
     for major in (10, 11):
@@ -73,17 +75,11 @@ def plan(model, profiles, batch, precision, device, memory_budget, assume_fused_
             click.echo(f"trtexec (TensorRT {major}):")
             for line in lines[major]:
                 click.echo(f"  {line}")
-    written = []
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("plan.json", "trtexec.sh"):
-            if (out_dir / name).exists() and not force:
-                raise OutputDirError(f"{out_dir / name} exists; pass --force to overwrite it")
-        write_json_atomic(out_dir / "plan.json", the_plan.to_dict())
-        write_trtexec_script(the_plan, onnx, out_dir / "trtexec.sh", **kwargs)
-        written = [str(out_dir / "plan.json"), str(out_dir / "trtexec.sh")]
+    if files is not None:
+        write_json_atomic(files.plan, the_plan.to_dict())
+        write_trtexec_script(the_plan, onnx, files.trtexec_script, **kwargs)
         if not as_json:
-            click.echo(f"wrote {', '.join(written)}")
+            click.echo(f"wrote {files.plan}, {files.trtexec_script}")
     detail = f"{len(the_plan.profiles)} profile(s)"
     if the_plan.warnings:
         detail += f", {len(the_plan.warnings)} warning(s): a profile does not fit"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 
 import click
 
@@ -20,6 +21,7 @@ COMMANDS = {
     "calibrate": ("resvit_export.cli.cmd_calibrate", "calibrate"),
     "inspect": ("resvit_export.cli.cmd_inspect", "inspect"),
     "bundle": ("resvit_export.cli.cmd_bundle", "bundle"),
+    "convert": ("resvit_export.cli.cmd_convert", "convert"),
 }
 
 
@@ -33,6 +35,26 @@ class LazyGroup(click.Group):
             return None
         module, attr = COMMANDS[name]
         return getattr(importlib.import_module(module), attr)
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """click's main, except that a usage error is one line (``Error: UsageError: ...``, exit 2) like
+        every other failure, instead of the usage text plus a hint plus the error."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as err:
+            where = f" (see `{err.ctx.command_path} --help`)" if err.ctx is not None else ""
+            message = " ".join(err.format_message().split())
+            click.echo(f"Error: UsageError: {message}{where}", err=True)
+            sys.exit(err.exit_code)
+        except click.ClickException as err:
+            err.show()
+            sys.exit(err.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

@@ -16,14 +16,13 @@ from typing import Any, Sequence
 from resvit_export import __version__
 from resvit_export.errors import CheckpointError, InvalidArtifactError
 from resvit_export.io import sha256_file, write_json_atomic
-from resvit_export.profiles import BatchRange, ResolutionProfile
+from resvit_export.profiles import ResolutionProfile, profile_from_dict  # noqa: F401 - re-exported
 
 __all__ = ["RECORD_NAME", "RECORD_SCHEMA", "build_record", "write_record", "write_export_record", "read_record",
            "load_reference_model", "profile_from_dict"]
 
 RECORD_NAME = "export.json"
 RECORD_SCHEMA = 1
-_REQUIRED = ("model", "seed", "overrides", "onnx", "onnx_sha256", "input_names", "output_names")
 
 
 def build_record(result, *, model: str, family: str, overrides: dict | None = None, seed: int | None = 0,
@@ -90,22 +89,9 @@ def read_record(export_dir: str | os.PathLike) -> dict:
     if not path.is_file():
         raise InvalidArtifactError(f"{path} is missing; is {path.parent} an export directory "
                                    f"(made by `resvit-export export`)?")
-    try:
-        rec = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InvalidArtifactError(f"{path} is not valid JSON ({err}); re-run `resvit-export export`") from None
-    if not isinstance(rec, dict):
-        raise InvalidArtifactError(f"{path} does not hold a JSON object; re-run `resvit-export export`")
-    missing = [k for k in _REQUIRED if k not in rec]
-    if missing:
-        raise InvalidArtifactError(f"{path} lacks field(s) {', '.join(missing)}; re-run `resvit-export export`")
-    return rec
+    from resvit_export.schemas import EXPORT_RECORD, read_json_document
 
-
-def profile_from_dict(d: dict) -> ResolutionProfile:
-    b = d.get("batch") or {}
-    return ResolutionProfile(tuple(d["min"]), tuple(d["max"]), tuple(d["opt"]) if d.get("opt") else None,
-                             BatchRange(b.get("min", 1), b.get("opt", 1), b.get("max", 1)))
+    return read_json_document(path, EXPORT_RECORD)
 
 
 def _check_onnx(export_dir: Path, rec: dict) -> Path:

@@ -132,6 +132,24 @@ def _attr(node, name, default=None):
     return default
 
 
+def _constant_names(graph) -> set[str]:
+    """Tensors the parser imports as weights: initializers and Constant outputs (its ``is_weights()`` inputs)."""
+    names = {i.name for i in graph.initializer}
+    names |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    return names
+
+
+def _constant_values(graph) -> dict:
+    """name -> numpy array for initializers and Constant(value=...) outputs of ``graph``."""
+    from onnx import numpy_helper
+
+    values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    for n in graph.node:
+        if n.op_type == "Constant" and (v := _attr(n, "value")) is not None:
+            values[n.output[0]] = numpy_helper.to_array(v)
+    return values
+
+
 def _is_decomposed_ln_root(node, consumers) -> bool:
     """ReduceMean whose output feeds a Sub that feeds Pow/Mul -> ReduceMean (the variance of a decomposed LN)."""
     if node.op_type != "ReduceMean":
@@ -143,6 +161,20 @@ def _is_decomposed_ln_root(node, consumers) -> bool:
             if sq.op_type in ("Pow", "Mul") and any(n.op_type == "ReduceMean" for n in consumers.get(sq.output[0], [])):
                 return True
     return False
+
+
+def _resized_dims(node, const_values) -> int | None:
+    """How many dimensions a Resize changes, when its scales or sizes are constants; None when unknown."""
+    import numpy as np
+
+    scales = const_values.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    if scales is not None and scales.size:
+        return int(np.count_nonzero(scales != 1.0))
+    sizes = const_values.get(node.input[3]) if len(node.input) > 3 and node.input[3] else None
+    data = const_values.get(node.input[0])
+    if sizes is not None and data is not None and sizes.size == data.ndim:
+        return int(np.count_nonzero(np.asarray(sizes) != np.asarray(data.shape)))
+    return None
 
 
 def lint_onnx(path_or_model, target: str | TrtTarget | None = None) -> LintReport:
@@ -184,6 +216,10 @@ def lint_onnx(path_or_model, target: str | TrtTarget | None = None) -> LintRepor
     if opset > tgt.max_opset:
         add("TRT006", "<model>", "opset_import", f"opset {opset} > {tgt.max_opset} for {tgt.label}")
 
+    # Only the main graph's weights: a subgraph may also read outer weights, which is still constant, but the
+    # rules below are about the main graph's shape math, where dynamo puts its axes.
+    constants = _constant_names(model.graph)
+    const_values = _constant_values(model.graph)
     consumers: dict[str, list] = {}
     for node, _ in _iter_nodes(model.graph):
         for name in node.input:
@@ -195,9 +231,7 @@ def lint_onnx(path_or_model, target: str | TrtTarget | None = None) -> LintRepor
             add("TRT010", name, op, f"domain {node.domain!r}")
             continue
         if op not in tgt.ops:
-            if op in tgt.unverified:
-                add("TRT009", name, op, f"{op} on {tgt.label}")
-            elif op == "Attention":
+            if op == "Attention":
                 add("TRT002", name, op)
             else:
                 hint = " (INormalizationLayer arrived in 8.6; export with opset <= 16 to keep it decomposed)" \
@@ -209,12 +243,17 @@ def lint_onnx(path_or_model, target: str | TrtTarget | None = None) -> LintRepor
             mode = _attr(node, "mode", "nearest")
             coord = _attr(node, "coordinate_transformation_mode", "half_pixel")
             policy = _attr(node, "keep_aspect_ratio_policy", "stretch")
-            if mode == "cubic":
-                add("TRT015", name, op)
+            if mode == "cubic" and (changed := _resized_dims(node, const_values)) is not None and changed > 2:
+                add("TRT015", name, op, f"{changed} dimensions resized")
             if mode not in {"nearest", "linear", "cubic"} or coord not in _RESIZE_COORD_OK or policy != "stretch":
                 add("TRT014", name, op, f"mode={mode}, coordinate_transformation_mode={coord}, "
                                         f"keep_aspect_ratio_policy={policy}")
-        elif op == "If":
+        elif op in ("Squeeze", "Unsqueeze") and len(node.input) > 1 and node.input[1] \
+                and node.input[1] not in constants:
+            add("TRT016", name, op, f"axes {node.input[1]!r} is computed")
+        elif op.startswith("Reduce") and len(node.input) > 1 and node.input[1] and node.input[1] not in constants:
+            add("TRT017", name, op, f"axes {node.input[1]!r} is computed")
+        elif op == "If" and node.input[0] not in constants:  # a constant condition is folded by the parser
             then_g, else_g = _attr(node, "then_branch"), _attr(node, "else_branch")
             for a, b in zip(then_g.output, else_g.output):
                 sa, sb = _shape(a), _shape(b)

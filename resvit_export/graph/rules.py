@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .trt_ops import ONNX_TRT_CHANGELOG, OPS_MD_8_5, OPS_MD_10_15, TRT_CHANGELOG
+from .trt_ops import ONNX_TRT_CHANGELOG, OPS_MD_8_5, OPS_MD_10_1, OPS_MD_10_15, OPS_MD_11_1, TRT_CHANGELOG
 
 __all__ = ["Rule", "RULES", "get_rule", "ERROR", "WARNING"]
 
@@ -15,6 +15,11 @@ ERROR = "error"
 WARNING = "warning"
 
 _RESIZE_CHECKER = "https://github.com/onnx/onnx-tensorrt/blob/release/10.1-GA/onnxOpCheckers.cpp (Resize)"
+# The If importer parses only the taken branch when the condition is a one-element weight (initializer or Constant):
+# onnx-tensorrt 8.5-GA builtin_op_importers.cpp:2125-2126, 10.1-GA onnxOpImporters.cpp:2595-2596.
+_IF_FOLD = "onnx-tensorrt If importer: 'For constant conditions, parse only the selected subgraph'"
+_RESIZE_8_5 = ("https://github.com/onnx/onnx-tensorrt/blob/release/8.5-GA/builtin_op_importers.cpp (Resize: mode "
+               "cubic -> ResizeMode::kCUBIC; 'only supports cubic resizing on the outermost 2 dimensions')")
 _NVINFER_IF = "NVIDIA/TensorRT include/NvInfer.h IIfConditional (10.10: same type and shape; 10.11+: same rank)"
 _LN_WARN = "https://github.com/pytorch/TensorRT/issues/2730 (TensorRT's 'Running layernorm after self-attention in FP16' warning)"
 
@@ -52,38 +57,43 @@ RULES: tuple[Rule, ...] = (
          "export with opset <= 22 (torch.onnx.export(..., opset_version=18..20)) so SDPA becomes MatMul/Softmax/MatMul",
          f"{TRT_CHANGELOG} (10.14 GA: 'Parsers: Added support for the Attention operator')", max_trt=(10, 14)),
     Rule("TRT003", ERROR, "if-branch-shape",
-         "If branches produce outputs of different shapes; TensorRT before 10.11 requires equal shapes",
+         "If branches produce outputs of different shapes; TensorRT before 10.11 requires equal shapes (an If whose "
+         "condition is a constant is folded by the parser and not checked)",
          "make both branches produce the same shape (pad/mask), or export one graph per shape range, or target "
-         "TensorRT >= 10.11", _NVINFER_IF, max_trt=(10, 11)),
+         "TensorRT >= 10.11", f"{_NVINFER_IF}; {_IF_FOLD}", max_trt=(10, 11)),
     Rule("TRT004", ERROR, "if-branch-rank",
-         "If branches produce outputs of different ranks",
+         "If branches produce outputs of different ranks (an If whose condition is a constant is folded by the "
+         "parser and not checked)",
          "make both branches return tensors of the same rank",
-         f"{OPS_MD_10_15} (If: 'must have the same rank'); {_NVINFER_IF}"),
+         f"{OPS_MD_10_15} (If: 'must have the same rank'); {_NVINFER_IF}; {_IF_FOLD}"),
     Rule("TRT005", ERROR, "loop-carried-shape",
          "Loop-carried value changes shape across iterations; TensorRT loops need fixed carried shapes",
          "unroll the loop at export (one graph per profile range) or keep a fixed shape and mask",
          f"{OPS_MD_10_15} (Loop: 'The shape of Loop carried dependencies must be the same across all loop "
          "iterations'); NvInfer.h IRecurrenceLayer"),
-    Rule("TRT006", ERROR, "opset-too-new",
-         "model opset is above the highest opset this TensorRT parser reads",
-         "re-export with a lower opset_version (or onnx.version_converter.convert_version)",
-         "see resvit_export/graph/trt_ops.py TARGETS[*].source for each target's opset source"),
-    Rule("TRT007", ERROR, "float64",
-         "float64 tensor: TensorRT has no FP64 and clamps DOUBLE to FLOAT",
-         "cast to float32 in the model (or convert the initializer) before export",
-         f"{OPS_MD_10_15} ('limited support for DOUBLE type ... cast DOUBLE down to FLOAT'); {OPS_MD_8_5}"),
+    # The parser never refuses a newer opset (ModelImporter::importModel only warns below opset 7 and records the
+    # version, onnx-tensorrt 10.1-GA): it imports each node by op type, so an op whose semantics changed after the
+    # documented maximum may import wrongly or fail. A warning, not an error.
+    Rule("TRT006", WARNING, "opset-above-documented",
+         "model opset is above the highest opset this TensorRT release documents; the parser still reads the model, "
+         "but ops whose newer versions changed are unverified",
+         "re-export with a lower opset_version (or onnx.version_converter.convert_version) to stay in the "
+         "documented range", "see resvit_export/graph/trt_ops.py TARGETS[*].source for each target's opset source"),
+    Rule("TRT007", WARNING, "float64",
+         "float64 tensor: the parser accepts it but casts DOUBLE down to FLOAT, clamping values to +-FLT_MAX",
+         "cast to float32 in the model (or convert the initializer) before export, so the engine computes what "
+         "ONNX Runtime checked",
+         f"{OPS_MD_10_15} and {OPS_MD_11_1} ('limited support for DOUBLE type ... cast DOUBLE down to FLOAT'); "
+         f"{OPS_MD_8_5}"),
     Rule("TRT008", ERROR, "unsupported-op",
          "operator is not in this TensorRT parser's support matrix",
          "re-export so the op is decomposed (other opset / torch code), replace it with onnx-graphsurgeon, or "
          "provide a TensorRT plugin", "see resvit_export/graph/trt_ops.py TARGETS[*].source"),
-    Rule("TRT009", WARNING, "op-unverified",
-         "operator is in a newer TensorRT support matrix; when this version gained it is not documented",
-         "check with `trtexec --onnx` on the target before relying on it",
-         f"{OPS_MD_10_15} vs {OPS_MD_8_5}; {ONNX_TRT_CHANGELOG}"),
     Rule("TRT010", WARNING, "custom-domain-op",
          "operator is in a non-standard domain; the parser only imports it through a registered plugin",
          "make sure a TensorRT plugin with this op name is registered on the target",
-         f"{OPS_MD_10_15}; onnx-tensorrt README (plugins: unknown ops fall back to the plugin registry)"),
+         f"{OPS_MD_10_15}; onnx-tensorrt 10.1-GA ModelImporter.cpp ('No checker registered for op ... Attempting to "
+         "check as plugin')"),
     Rule("TRT011", WARNING, "decomposed-layernorm",
          "decomposed LayerNorm (ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div): may overflow in FP16",
          "run `apply_rewrites` (pass layernorm fuses it into LayerNormalization) or export with opset >= 17",
@@ -101,12 +111,23 @@ RULES: tuple[Rule, ...] = (
          "use mode nearest/linear/cubic, coordinate_transformation_mode half_pixel/pytorch_half_pixel/"
          "asymmetric/align_corners/tf_half_pixel_for_nn, keep_aspect_ratio_policy stretch",
          f"{OPS_MD_10_15} (Resize restrictions); {_RESIZE_CHECKER} (cubic accepted by the 10.x importer)"),
-    Rule("TRT015", WARNING, "resize-cubic-8.5",
-         "cubic Resize on TensorRT 8.5: the 8.5 parser matrix lists only nearest/linear (the 8.5.3 IResizeLayer "
-         "API does have cubic coefficients, so the importer may accept it: unverified)",
-         "check with `trtexec --onnx` on JetPack 5, or resample the pos-embed with bilinear for this target",
-         f"{OPS_MD_8_5} (Resize modes: nearest, linear); TensorRT 8.5.3 C++ API IResizeLayer member list "
-         "(getCubicCoeff)", max_trt=(8, 6)),
+    Rule("TRT015", ERROR, "resize-cubic-8.5-dims",
+         "cubic Resize that changes more than 2 dimensions: the TensorRT 8.5 importer accepts cubic Resize only on "
+         "2 resized dimensions",
+         "resize only the two spatial dimensions (NCHW H, W), or use mode linear for this target",
+         _RESIZE_8_5, max_trt=(8, 6)),
+    Rule("TRT016", ERROR, "squeeze-axes-not-constant",
+         "Squeeze/Unsqueeze whose axes input is computed at run time: TensorRT before 10.7 needs constant axes",
+         "make the axes an initializer or a Constant (torch: squeeze/unsqueeze with literal dims), or target "
+         "TensorRT >= 10.7",
+         f"{OPS_MD_10_1} (Squeeze: '`axes` must be an initializer', Unsqueeze: '`axes` must be a constant "
+         f"tensor'); {TRT_CHANGELOG} (10.7.0 GA: 'Added dynamic axes support for Squeeze and Unsqueeze')",
+         min_trt=(10, 0), max_trt=(10, 7)),
+    Rule("TRT017", ERROR, "reduce-axes-not-constant",
+         "Reduce* whose axes input is computed at run time: the parser needs the axes as an initializer",
+         "make the axes an initializer or a Constant (torch: reduce over literal dims)",
+         f"{OPS_MD_10_1}, {OPS_MD_10_15} and {OPS_MD_11_1} (Reduce*: '`axes` must be an initializer'); 8.5 not "
+         "verified", min_trt=(10, 0)),
 )
 
 _BY_ID = {r.id: r for r in RULES}

@@ -41,6 +41,7 @@ import numpy as np
 
 from resvit_export.errors import InvalidArtifactError, UsageError
 from resvit_export.io import atomic_path, sha256_file, write_json_atomic
+from resvit_export.profiles import parse_sizes
 
 from .policy import INT8_OP_TYPES
 
@@ -71,17 +72,17 @@ NO_DATA_HINT = "INT8 needs calibration data: pass --calib-data DIR or --calib-sy
 # ------------------------------------------------------------------------------------------ resolutions
 
 def parse_resolutions(text: str | Iterable) -> list[tuple[int, int]]:
-    """'224,512,1024' or '224x320,512' -> [(224, 224), ...]; also accepts a list of ints/pairs."""
-    items = text.split(",") if isinstance(text, str) else list(text)
+    """'224,512,1024' or '224x320,512' -> [(224, 224), ...]; also accepts a list of ints/pairs.
+
+    Strings go through the one size-list parser (:func:`resvit_export.profiles.parse_sizes`); calibration
+    adds its own floor of 16 px per side.
+    """
+    if isinstance(text, str):
+        items: list = parse_sizes(text)
+    else:
+        items = [(int(i[0]), int(i[1])) if isinstance(i, (tuple, list)) else (int(i), int(i)) for i in text]
     out: list[tuple[int, int]] = []
-    for item in items:
-        if isinstance(item, (tuple, list)):
-            hw = (int(item[0]), int(item[1]))
-        else:
-            m = re.fullmatch(r"\s*(\d+)(?:x(\d+))?\s*", str(item))
-            if not m:
-                raise UsageError(f"bad calibration resolution {item!r} in {text!r}; use e.g. 224,512,1024 or 224x320")
-            hw = (int(m.group(1)), int(m.group(2) or m.group(1)))
+    for hw in items:
         if hw[0] < 16 or hw[1] < 16:
             raise UsageError(f"calibration resolution {hw[0]}x{hw[1]} is too small (sides must be >= 16 px)")
         if hw not in out:
@@ -122,25 +123,26 @@ def calibration_resolutions(profiles, size_rule=None, max_side: int = MAX_CALIB_
     return out
 
 
-def calibration_set_for_build(opts, model=None) -> "CalibrationSet":
-    """The calibration set for ``build --int8``: ``opts.calib_data`` (folder) or ``opts.calib_synthetic`` (N)
-    at the profiles' min/opt/max (see :func:`calibration_resolutions`). Neither -> UsageError."""
-    data, synth = getattr(opts, "calib_data", None), getattr(opts, "calib_synthetic", None)
-    if data is not None and synth is not None:
+def calibration_set_for_build(profiles, size_rule, *, calib_data: str | os.PathLike | None = None,
+                              calib_synthetic: int | None = None, seed: int = 0) -> "CalibrationSet":
+    """The calibration set for ``build --int8``: ``calib_data`` (a folder, or a saved calib.npz) or
+    ``calib_synthetic`` (N images) at the profiles' min/opt/max (see :func:`calibration_resolutions`).
+    Neither, or both -> UsageError (``build`` checks this before any work; see resvit_export.preflight)."""
+    if calib_data is not None and calib_synthetic is not None:
         raise UsageError("--calib-data and --calib-synthetic conflict: pass one of them")
-    if data is None and synth is None:
+    if calib_data is None and calib_synthetic is None:
         raise UsageError(NO_DATA_HINT)
-    res = calibration_resolutions(getattr(opts, "profiles", None) or [], getattr(model, "size_rule", None))
+    res = calibration_resolutions(profiles or [], size_rule)
     if not res:
         raise UsageError("INT8 calibration needs at least one --profile to pick calibration resolutions")
-    if data is not None:
-        data = Path(data)
+    if calib_data is not None:
+        data = Path(calib_data)
         if data.is_file() and data.suffix == ".npz" and data.name == "calib.npz":
             return CalibrationSet.load(data)
         if data.is_file():
             raise UsageError(f"--calib-data {data} must be a folder of images/arrays or a saved calib.npz")
         return CalibrationSet.from_folder(data, res)
-    return CalibrationSet.synthetic(int(synth), res, seed=getattr(opts, "seed", 0) or 0)
+    return CalibrationSet.synthetic(int(calib_synthetic), res, seed=seed or 0)
 
 
 # ------------------------------------------------------------------------------------------ hashing
@@ -346,7 +348,7 @@ class CalibrationSet:
         side = npz.with_name("calib.json")
         if not npz.is_file():
             raise InvalidArtifactError(f"no calibration set at {path} (expected {npz}); build one with "
-                                       f"`resvit-export calibrate MODEL --calib-synthetic 32`")
+                                       f"`resvit-export calibrate DIR_OR_ONNX --calib-synthetic 32`")
         meta = json.loads(side.read_text()) if side.is_file() else {}
         arrays = {}
         with np.load(npz) as z:

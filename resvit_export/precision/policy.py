@@ -121,6 +121,6 @@ def resolve_keep_fp32(model, keep_fp32: str | Iterable[str] | None, precision: s
         raise UsageError(
             f"--keep-fp32 entries {unknown} are neither node names nor op types in this graph. "
             f"Node names look like: {', '.join(examples)}; op types present: {', '.join(op_types)}. "
-            f"(`resvit-export inspect MODEL.onnx` lists every node.)"
+            f"(`polygraphy inspect model MODEL.onnx --show layers` lists every node.)"
         )
     return PrecisionPolicy(precision, tuple(default_ops), tuple(dict.fromkeys(nodes)), tuple(dict.fromkeys(ops)))

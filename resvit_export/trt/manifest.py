@@ -29,7 +29,7 @@ from .versions import jetpack_for_l4t, parse_version, version_str
 __all__ = ["MANIFEST_SCHEMA", "HostInfo", "host_info", "parse_nv_tegra_release", "build_manifest", "artifact_entry",
            "write_manifest", "write_build_manifest", "read_manifest", "find_manifest", "verify_artifacts",
            "check_manifest_against_host",
-           "sm_of"]
+           "sm_of", "parse_nvinfer_version_header"]
 
 MANIFEST_SCHEMA = "resvit-export/engine-manifest@1"
 ARTIFACT_ROLES = ("onnx", "engine", "timing_cache", "calibration", "plan", "reference", "other")
@@ -59,8 +59,36 @@ def parse_nv_tegra_release(text: str) -> str | None:
     return f"{m.group(1)}.{m.group(2)}" if m else None
 
 
+_NVINFER_VERSION_HEADERS = ("/usr/include/aarch64-linux-gnu/NvInferVersion.h",
+                            "/usr/include/x86_64-linux-gnu/NvInferVersion.h", "/usr/include/NvInferVersion.h")
+_DEFINE_RE = re.compile(r"^\s*#\s*define\s+(\w+)\s+(\w+)", re.M)
+
+
+def parse_nvinfer_version_header(text: str) -> str | None:
+    """'10.13.0' from the text of NvInferVersion.h; None when the version macros are absent.
+
+    Up to 10.12 the header spells the numbers (``#define NV_TENSORRT_MAJOR 10``); from 10.13 on it points at
+    another macro (``#define NV_TENSORRT_MAJOR TRT_MAJOR_ENTERPRISE`` + ``#define TRT_MAJOR_ENTERPRISE 10``;
+    NVIDIA/TensorRT include/NvInferVersion.h, release/10.13 and release/11.1 lines 26-32), so each macro is
+    followed until it names a number.
+    """
+    defines = dict(_DEFINE_RE.findall(text or ""))
+
+    def resolve(name: str) -> str | None:
+        value = defines.get(name)
+        for _ in range(4):  # a chain of aliases, never a loop
+            if value is None or value.isdigit():
+                return value
+            value = defines.get(value)
+        return None
+
+    parts = [resolve(f"NV_TENSORRT_{k}") for k in ("MAJOR", "MINOR", "PATCH")]
+    return None if None in parts else ".".join(str(p) for p in parts)
+
+
 def _tensorrt_version() -> str | None:
-    # Distribution metadata only: importing tensorrt would load libnvinfer (seconds, and fails without the libs).
+    # Distribution metadata first: importing tensorrt would load libnvinfer (seconds, and fails without the libs).
+    # JetPack's apt python3-libnvinfer may install no dist-info (not verified, research K9), hence the header.
     from importlib import metadata
 
     for dist in ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt_libs", "tensorrt-cu12-libs"):
@@ -68,16 +96,13 @@ def _tensorrt_version() -> str | None:
             return metadata.version(dist)
         except metadata.PackageNotFoundError:
             continue
-    for header in ("/usr/include/aarch64-linux-gnu/NvInferVersion.h", "/usr/include/x86_64-linux-gnu/NvInferVersion.h",
-                   "/usr/include/NvInferVersion.h"):
+    for header in _NVINFER_VERSION_HEADERS:
         try:
-            text = Path(header).read_text()
+            found = parse_nvinfer_version_header(Path(header).read_text(errors="replace"))
         except OSError:
             continue
-        parts = [re.search(rf"#define\s+{k}\s+(\d+)", text) for k in ("NV_TENSORRT_MAJOR", "NV_TENSORRT_MINOR",
-                                                                       "NV_TENSORRT_PATCH")]
-        if all(parts):
-            return ".".join(p.group(1) for p in parts)
+        if found:
+            return found
     return None
 
 
@@ -175,7 +200,9 @@ def read_manifest(path: str | os.PathLike) -> dict:
         raise InvalidArtifactError(f"cannot read manifest {path}: {err}; rebuild the engine to regenerate it") from err
     if not isinstance(data, dict) or data.get("schema") != MANIFEST_SCHEMA:
         raise InvalidArtifactError(f"{path} is not a resvit-export engine manifest (schema {MANIFEST_SCHEMA!r} expected)")
-    return data
+    from resvit_export.schemas import MANIFEST, check_document
+
+    return check_document(data, MANIFEST, path)
 
 
 def find_manifest(path: str | os.PathLike) -> Path:
@@ -266,24 +293,25 @@ def _calibration_files(out_dir: Path) -> list[Path]:
     return [p for p in sorted(out_dir.iterdir()) if p.is_file() and not p.is_symlink() and _CALIB_RE.search(p.name)]
 
 
-def write_build_manifest(out_dir: str | os.PathLike, state: dict, opts, steps) -> Path:
+def write_build_manifest(out_dir: str | os.PathLike, *, plan, deploy_onnx: Path | None, precision_onnx: Path | None,
+                         precision: str, kept_fp32_nodes: list[str], parity: dict, engines: list[Path],
+                         model_name: str, overrides: dict, seed: int | None,
+                         steps: list[tuple[str, str]]) -> Path:
     """manifest.json for a ``build`` run (called by the pipeline's manifest step).
 
     Engines built here carry their build host (TensorRT/CUDA/GPU); when the engine step was deferred the
     TensorRT fields are None and ``engine`` artifacts are absent, which ``inspect`` reports as "build on the
     device". Records ONNX/engine/timing-cache/calibration hashes, FP32-kept nodes and the parity summary.
+    ``steps`` are (name, status) pairs.
     """
     from resvit_export import __version__
 
     out = Path(out_dir)
-    plan = state.get("plan")
-    engines = state.get("engines") or []
     host = getattr(engines, "build_host", None) or HostInfo(machine=platform.machine() or None)
     if not engines:  # nothing was built: do not claim this host's CUDA/GPU as the engine's
         host = HostInfo(machine=None)
     artifacts: dict[str, list] = {"onnx": [], "plan": []}
-    for key in ("deploy_onnx", "precision_onnx"):
-        p = state.get(key)
+    for p in (deploy_onnx, precision_onnx):
         if p and Path(p).is_file() and Path(p) not in artifacts["onnx"]:
             artifacts["onnx"].append(Path(p))
     for name in ("plan.json", "trtexec.sh"):
@@ -302,16 +330,14 @@ def write_build_manifest(out_dir: str | os.PathLike, state: dict, opts, steps) -
     if reference:
         artifacts["reference"] = reference
     artifacts = {k: v for k, v in artifacts.items() if v}
-    precision_result = state.get("precision_result")
-    fp32_nodes = list(getattr(precision_result, "kept_fp32_nodes", []) or [])
-    onnx_prec = getattr(opts, "precision", None) if state.get("precision_onnx") else "fp32"
-    plan_dict = plan.to_dict() if plan is not None else {"profiles": [], "precision": getattr(opts, "precision", None)}
+    onnx_prec = precision if precision_onnx else "fp32"
+    plan_dict = plan.to_dict() if plan is not None else {"profiles": [], "precision": precision}
     manifest = build_manifest(
-        plan_dict, artifacts, out, host=host, fp32_nodes=fp32_nodes, onnx_precision=onnx_prec,
-        parity=state.get("parity"),
-        extra={"resvit_export": __version__, "model_name": getattr(opts, "model", None),
-               "overrides": dict(getattr(opts, "overrides", {}) or {}), "seed": getattr(opts, "seed", None),
+        plan_dict, artifacts, out, host=host, fp32_nodes=list(kept_fp32_nodes), onnx_precision=onnx_prec,
+        parity=parity,
+        extra={"resvit_export": __version__, "model_name": model_name, "overrides": dict(overrides or {}),
+               "seed": seed,
                "engine_status": "built" if engines else "deferred: build on the target (bundle + build_engine.sh)",
-               "steps": [{"name": s.name, "status": s.status} for s in steps]},
+               "steps": [{"name": name, "status": status} for name, status in steps]},
     )
     return write_manifest(manifest, out / "manifest.json")

@@ -311,7 +311,7 @@ def plan_engine(
     if len(planned) > 1:
         notes.append("runtime: create contexts with ExecutionContextAllocationStrategy.ON_PROFILE_CHANGE so a context "
                      "reserves memory for its active profile only (STATIC reserves the max over all profiles)")
-    if not fused_mha and spec.effective_backbone_cap is None:
+    if not fused_mha and not spec.backbone_is_flat:
         notes.append("memory assumes the attention is NOT fused (N^2 score buffers kept); if the built engine's layer "
                      "info shows fused MHA, re-plan with --assume-fused-mha")
     if preset and preset.dla_cores:

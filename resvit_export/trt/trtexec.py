@@ -1,16 +1,19 @@
 """trtexec command lines for an EnginePlan, in TensorRT 10 and TensorRT 11 syntax (pure string building).
 
-Syntax (trtexec help, samples/common/sampleOptions.cpp, TensorRT OSS 10.x/11.1; research §1.1, §1.6, §1.7):
-* shapes: ``--minShapes=NAME:BxCxHxW --optShapes=.. --maxShapes=..``; several profiles by prefixing each triple
-  with ``--profile=N``; at inference ``--profile=N --shapes=NAME:BxCxHxW`` selects the profile and the shape
-  (the inference-side ``--profile`` is from the TRT 10 help text as remembered; not verified against a binary).
+Every flag and form below is checked per version (10.3, 10.13, 11.x) by tests/conformance against a data table
+transcribed from NVIDIA's samples/common/sampleOptions.cpp of each release branch:
+* shapes: ``--minShapes=NAME:BxCxHxW --optShapes=.. --maxShapes=..``; several profiles by putting ``--profile=N``
+  immediately before each triple (trtexec takes the shape flags at the positions right behind it).
+* inference: ``--loadEngine=PLAN --useProfile=N --shapes=NAME:BxCxHxW``. Not ``--profile=N``: that is a build
+  option, and trtexec rejects a ``--profile`` with no shape flags behind it ("Found invalid or missing shape spec
+  at profile index 0") on 10.3, 10.13 and 11.1.
 * ``--timingCacheFile=<file>`` loads and saves the timing cache; ``--memPoolSize=workspace:<N>M`` (unit M = MiB);
   ``--builderOptimizationLevel=N`` (default 3); ``--skipInference`` builds only.
 * TensorRT 10: weak typing with ``--fp16`` / ``--int8`` (+ ``--calib=<cache>`` for implicit calibration, deprecated)
   on the plain FP32 ONNX; or ``--stronglyTyped`` when the ONNX already carries its precision
-  (model.fp16.onnx from AutoCast, model.int8.onnx with Q/DQ) - precision flags are not allowed then.
-* TensorRT 11: ``--fp16 --int8 --bf16 --fp8 --int4 --best --calib`` are gone and ``--stronglyTyped`` is a no-op:
-  the precision *is* the ONNX file (model.onnx = fp32, model.fp16.onnx, model.int8.onnx).
+  (model.fp16.onnx from ONNX Runtime's float16 converter, model.int8.onnx with Q/DQ from ``build --int8``).
+* TensorRT 11: ``--fp16 --int8 --calib`` are gone and ``--stronglyTyped`` is a no-op: the precision *is* the ONNX
+  file (model.onnx = fp32, model.fp16.onnx, model.int8.onnx).
 """
 
 from __future__ import annotations
@@ -108,9 +111,9 @@ def build_command(
 
 
 def run_commands(plan: EnginePlan, engine_path: str | os.PathLike | None = None, trtexec: str = "trtexec") -> list[str]:
-    """One benchmark line per profile at its opt shape (selects the profile with --profile=N)."""
+    """One benchmark line per profile at its opt shape (``--useProfile=N`` selects the profile at inference)."""
     engine = _q(engine_path or engine_name_for(plan.precision))
-    return [f"{trtexec} --loadEngine={engine} --profile={p.index} "
+    return [f"{trtexec} --loadEngine={engine} --useProfile={p.index} "
             f"--shapes={shape_arg(plan.input_name, p.shapes()['opt'])}" for p in plan.profiles]
 
 

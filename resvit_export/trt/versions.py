@@ -55,7 +55,7 @@ class JetPackRelease:
 
 
 # Ordered oldest -> newest. max_onnx_opset: 17 for TRT 8.5; 20 for 10.x on Jetson (opset 23 emits ONNX
-# Attention, parsed only from 10.14); 25 for 11.x (research §6.3).
+# Attention, parsed only from 10.14); 24 for 11.0-11.4 (the 11.1 operator matrix; opset 25 arrives with 11.5).
 JETPACK_RELEASES: tuple[JetPackRelease, ...] = (
     JetPackRelease("5.1", "35", "8.5.2", "11.4", "3.8", 17, ("orin-nano", "orin-nx-16", "agx-orin-32", "agx-orin-64"),
                    "TensorRT 8.5 lacks the TRT 10 runtime API: build with trtexec only; not supported by the runner"),
@@ -68,7 +68,7 @@ JETPACK_RELEASES: tuple[JetPackRelease, ...] = (
     JetPackRelease("7.2", "39.2", "10.13.3", "13.0", "3.12", 20, ("agx-orin-32", "agx-orin-64", "thor"),
                    "JetPack 7.2 apt TensorRT is 10.x (third-party report); from 7.2.2 the TensorRT 11.4.1 SBSA "
                    "package is supported (AGX Orin and Thor)"),
-    JetPackRelease("7.2.2", "39.2", "11.4.1", "13.0", "3.12", 25, ("agx-orin-32", "agx-orin-64", "thor"),
+    JetPackRelease("7.2.2", "39.2", "11.4.1", "13.0", "3.12", 24, ("agx-orin-32", "agx-orin-64", "thor"),
                    "TensorRT 11.4.1 Linux SBSA package (install it; JetPack apt may still carry 10.x)"),
 )
 
@@ -87,9 +87,10 @@ API_FEATURES: dict[str, tuple[tuple[int, ...] | None, tuple[int, ...] | None, st
     "trtexec --stronglyTyped": ((9, 1), None, "a no-op in 11 (always on)"),
     "ICudaEngine.device_memory_size": (None, (11,), "use device_memory_size_v2 (10.1+)"),
     "ICudaEngine.device_memory_size_v2": ((10, 1), None, ""),
-    "IProgressMonitor": ((10, 0), None, "IBuilderConfig.progress_monitor"),
+    "IProgressMonitor": ((9, 1), None, "IBuilderConfig.progress_monitor (pyCore.cpp, release/9.1)"),
     "ExecutionContextAllocationStrategy": ((10, 0), None, "STATIC / ON_PROFILE_CHANGE / USER_MANAGED"),
-    "name_based_io": ((10, 0), None, "set_input_shape / set_tensor_address / execute_async_v3"),
+    "name_based_io": ((8, 5), None, "set_input_shape / set_tensor_address / execute_async_v3 (pyCore.cpp, "
+                                    "release/8.5)"),
     "builder_optimization_level": ((8, 6), None, ""),
     "MemoryPoolType.TACTIC_DRAM": ((8, 6), None, "default 75% of memory on embedded devices"),
     "onnx_attention_op": ((10, 14), None, "ONNX Attention (opset 23) parsed from 10.14"),
@@ -190,8 +191,8 @@ def check_capabilities(
 ) -> list[Problem]:
     """Problems with building ``precision`` on ``trt_version`` through ``path`` ("python" API or "trtexec").
 
-    ``onnx_precision`` is what the ONNX file carries: "fp32" (plain export), "fp16" (model.fp16.onnx, Casts from
-    AutoCast) or "int8" (model.int8.onnx with Q/DQ); None = unknown. ``calibrator`` = implicit INT8 calibration
+    ``onnx_precision`` is what the ONNX file carries: "fp32" (plain export), "fp16" (model.fp16.onnx from ONNX
+    Runtime's float16 converter) or "int8" (model.int8.onnx with Q/DQ); None = unknown. ``calibrator`` = implicit INT8 calibration
     (IInt8*Calibrator / trtexec --calib). Errors mean the builder must refuse; warnings are printed.
     """
     if path not in ("python", "trtexec"):
@@ -230,14 +231,15 @@ def check_capabilities(
             out.append(Problem("error", "calibrator-removed",
                                f"INT8 with an implicit calibrator is impossible on TensorRT {vs}: IInt8*Calibrator, "
                                "config.int8_calibrator and trtexec --calib were removed in TensorRT 11",
-                               "quantize to Q/DQ first (`resvit-export calibrate` -> model.int8.onnx) and build that"))
+                               "quantize to Q/DQ first (`resvit-export build MODEL --int8 ...` writes model.int8.onnx) and build that"))
         if precision in ("fp16", "int8") and onnx_precision != precision:
             what = "BuilderFlag.FP16/INT8" if path == "python" else "trtexec --fp16/--int8"
             onnx = f"model.{precision}.onnx"
             have = f"the given ONNX carries {onnx_precision}" if onnx_precision else "the ONNX precision is unknown"
             out.append(Problem("error", "precision-from-onnx",
                                f"TensorRT {vs} takes precision from the ONNX ({what} were removed in 11) and {have}",
-                               f"build {onnx} (fp16: ModelOpt AutoCast; int8: Q/DQ via `resvit-export calibrate`)"))
+                               f"build {onnx} with `resvit-export build MODEL --{precision} ...` (fp16: ONNX Runtime's float16 converter; "
+                               "int8: Q/DQ)"))
         if jetpack is not None:
             jp = parse_version(jetpack)
             if jp < (7, 2, 2):
@@ -260,7 +262,7 @@ def check_capabilities(
                 out.append(Problem("error", "int8-needs-calibration",
                                    f"INT8 on TensorRT {vs} needs either a Q/DQ ONNX (model.int8.onnx) or a calibrator/"
                                    "calibration cache; neither was given",
-                                   "run `resvit-export calibrate` and build model.int8.onnx"))
+                                   "make model.int8.onnx with `resvit-export build MODEL --int8 ...` and build that"))
         if onnx_precision in ("fp16", "int8") and precision == onnx_precision and v[:2] < (9, 1):
             out.append(Problem("error", "strongly-typed-missing",
                                f"TensorRT {vs} cannot build a strongly typed network (added in 9.1)",

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from resvit_export.errors import UsageError
-from resvit_export.profiles import ResolutionProfile
+from resvit_export.profiles import ResolutionProfile, parse_sizes
 
 __all__ = ["Case", "MergedCase", "resolution_matrix", "merge_same_grid", "parse_resolutions"]
 
@@ -77,29 +77,22 @@ class MergedCase:
 def parse_resolutions(text: str | Iterable | None) -> list[tuple[int, int]]:
     """Parse ``--resolutions``: '320x1024,97x301' or '512' (square); also accepts a list of (H, W).
 
+    Strings go through the one size-list parser, :func:`resvit_export.profiles.parse_sizes`.
+
     Raises:
         UsageError: a malformed entry (the message shows the accepted form).
     """
     if text is None or text == "":
         return []
-    if not isinstance(text, str):
-        out = []
-        for item in text:
-            if isinstance(item, str):
-                out.extend(parse_resolutions(item))
-            else:
-                h, w = item
-                out.append((int(h), int(w)))
-        return out
+    if isinstance(text, str):
+        return parse_sizes(text)
     out = []
-    for part in text.replace(" ", "").lower().split(","):
-        if not part:
-            continue
-        m = re.fullmatch(r"(\d+)(?:x(\d+))?", part)
-        if not m:
-            raise UsageError(f"bad resolution {part!r} in --resolutions {text!r}; use HxW[,HxW...] e.g. 320x1024,97x301")
-        h = int(m.group(1))
-        out.append((h, int(m.group(2)) if m.group(2) else h))
+    for item in text:
+        if isinstance(item, str):
+            out.extend(parse_sizes(item))
+        else:
+            h, w = item
+            out.append((int(h), int(w)))
     return out
 
 

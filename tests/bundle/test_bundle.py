@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ import pytest
 from resvit_export.bundle.bundle import SUMS_NAME, create_bundle, extract_bundle, verify_bundle
 from resvit_export.errors import InvalidArtifactError, OutputDirError, UsageError
 from resvit_export.profiles import parse_batch, parse_profile
+from resvit_export.status import write_status
+from resvit_export.trt.manifest import build_manifest, write_manifest
 from resvit_export.trt.memory import ModelSpec
 from resvit_export.trt.planner import plan_engine
 
@@ -26,10 +29,13 @@ def build_dir(tmp_path):
     d.mkdir()
     for name, data in (("model.onnx", b"raw"), ("model.rewritten.onnx", b"fp32"), ("model.fp16.onnx", b"fp16"),
                        ("model.int8.onnx", b"int8"), ("calibration.cache", b"cal"), ("trtexec.sh", b"#!/bin/sh\n"),
-                       ("parity.md", b"not bundled"), ("manifest.json", b"{}")):
+                       ("parity.md", b"not bundled")):
         (d / name).write_bytes(data)
     plan = plan_engine([parse_profile("224-1024")], ModelSpec("deit", 32, 2, 2), batch=parse_batch("1-4@1"))
     (d / "plan.json").write_text(json.dumps(plan.to_dict()))
+    write_manifest(build_manifest(plan, {"onnx": [d / "model.fp16.onnx"], "plan": [d / "plan.json"]}, d),
+                   d / "manifest.json")
+    write_status(d, "build", "PASSED", started=time.monotonic())
     return d
 
 
@@ -37,7 +43,7 @@ def test_create_verify_extract(build_dir, tmp_path):
     info = create_bundle(build_dir, tmp_path / "b.tar.gz")
     assert info.precisions == ["fp16", "fp32", "int8"]
     assert {"model.fp16.onnx", "model.int8.onnx", "model.rewritten.onnx", "plan.json", "trtexec.sh", "manifest.json",
-            "calibration.cache", "build_engine.sh", "run_engine.py", "README.txt", "profiles.env",
+            "calibration.cache", "build_engine.sh", "run_engine.py", "profile_select.py", "README.txt", "profiles.env",
             SUMS_NAME} <= set(info.files)
     assert "parity.md" not in info.files
     assert set(verify_bundle(info.path)) == set(info.files)
@@ -191,8 +197,9 @@ def test_run_engine_imports_and_helps_without_torch_or_tensorrt(tmp_path):
     out = subprocess.run([sys.executable, str(DEVICE / "run_engine.py"), "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "--shape" in out.stdout
     # without TensorRT the runner says how to install it (exit message, no traceback)
-    out = subprocess.run([sys.executable, "-c", "import sys; sys.modules['tensorrt']=None; sys.argv=['r','x.plan'];"
-                          f"exec(open({str(DEVICE / 'run_engine.py')!r}).read())"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", "import runpy, sys; sys.modules['tensorrt']=None; "
+                          f"sys.argv=['r','x.plan']; runpy.run_path({str(DEVICE / 'run_engine.py')!r}, "
+                          "run_name='__main__')"], capture_output=True, text=True)
     assert out.returncode != 0 and "python3-libnvinfer" in out.stderr
 
 

@@ -1,5 +1,7 @@
 """`resvit-export calibrate` through click's CliRunner on a tiny exported DeiT."""
 
+import json
+
 import pytest
 from click.testing import CliRunner
 
@@ -28,7 +30,10 @@ def test_calibrate_synthetic_then_cache_hit(tiny_onnx, tmp_path):
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0, first.output
     assert first.output.strip().splitlines()[-1].startswith("PASSED |") and "cache miss" in first.output
-    assert {p.name for p in out.iterdir()} == {"calib.npz", "calib.json", "calib.cache"}
+    assert {p.name for p in out.iterdir()} == {"calib.npz", "calib.json", "calib.cache", "status.json"}
+    status = json.loads((out / "status.json").read_text())
+    assert status["command"] == "calibrate" and status["status"] == "PASSED"
+    assert set(status["files"]) == {"calib.npz", "calib.json", "calib.cache"}
     assert len(list((tmp_path / "calibration" / "cache").glob("*-minmax.json"))) == 1
     assert (out / "calib.cache").read_text().startswith("TRT-100300-EntropyCalibration2\n")
     second = CliRunner().invoke(cli, args)
@@ -38,7 +43,8 @@ def test_calibrate_synthetic_then_cache_hit(tiny_onnx, tmp_path):
 @pytest.mark.parametrize("extra, message", [
     ([], "INT8 needs calibration data: pass --calib-data DIR or --calib-synthetic N"),
     (["--calib-synthetic", "2", "--calib-data", "."], "conflict"),
-    (["--calib-synthetic", "2", "--calib-resolutions", "64,abc"], "bad calibration resolution"),
+    (["--calib-synthetic", "2", "--calib-resolutions", "64,abc"], "bad size 'abc'"),
+    (["--calib-synthetic", "2", "--calib-resolutions", "8"], "too small"),
 ])
 def test_calibrate_usage_errors(tiny_onnx, tmp_path, extra, message):
     r = CliRunner().invoke(cli, ["calibrate", str(tiny_onnx), "-o", str(tmp_path / "c"), *extra])
@@ -48,3 +54,11 @@ def test_calibrate_usage_errors(tiny_onnx, tmp_path, extra, message):
 def test_calibrate_missing_model(tmp_path):
     r = CliRunner().invoke(cli, ["calibrate", str(tmp_path / "nope.onnx"), "--calib-synthetic", "2"])
     assert r.exit_code == 6 and "does not exist" in r.output
+
+
+def test_calibrate_refuses_a_build_that_did_not_pass(build_copy, tmp_path):
+    status = json.loads((build_copy / "status.json").read_text())
+    (build_copy / "status.json").write_text(json.dumps({**status, "status": "FAILED", "exit_code": 3}))
+    r = CliRunner().invoke(cli, ["calibrate", str(build_copy), "--calib-synthetic", "2", "-o", str(tmp_path / "c")])
+    assert r.exit_code == 6 and "says build FAILED" in r.output, r.output
+    assert not (tmp_path / "c").exists()

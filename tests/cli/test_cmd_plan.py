@@ -13,7 +13,7 @@ def run(*args):
 
 def test_plan_prints_bands_memory_warnings_and_both_syntaxes(tmp_path):
     r = run("plan", "deit_s", "--profile", "224-1792", "--batch", "1-8@1", "--device", "orin-nano",
-            "-o", str(tmp_path))
+            "--precision", "fp16", "-o", str(tmp_path))
     assert r.exit_code == 0, r.output
     out = r.output
     assert "profile 0: min 224x224 opt 336x336 max 512x512" in out
@@ -30,7 +30,7 @@ def test_plan_prints_bands_memory_warnings_and_both_syntaxes(tmp_path):
 
 
 def test_plan_json_and_fp32_trt11_line(tmp_path):
-    r = run("plan", "deit_test", "--profile", "224-448", "--precision", "fp32", "--json", "--workspace", "1024")
+    r = run("plan", "deit_test", "--profile", "224-448", "--json", "--workspace", "1024")  # fp32: build's default
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)
     assert d["precision"] == "fp32" and len(d["profiles"]) == 1
@@ -39,7 +39,7 @@ def test_plan_json_and_fp32_trt11_line(tmp_path):
 
 
 def test_plan_fp16_from_fp32_onnx_is_explained_for_trt11():
-    r = run("plan", "deit_test", "--profile", "224-448", "--onnx", "model.onnx")
+    r = run("plan", "deit_test", "--profile", "224-448", "--precision", "fp16", "--onnx", "model.onnx")
     assert r.exit_code == 0
     assert "# not possible on TensorRT 11" in r.output and "model.fp16.onnx" in r.output
 
@@ -52,4 +52,8 @@ def test_plan_usage_errors():
     r = run("plan", "deit_tset")
     assert r.exit_code == 2 and "deit_test" in r.output
     r = run("plan", "deit_test", "--profile", "224-8192")
-    assert r.exit_code == 2 and "maximum side" in r.output
+    assert r.exit_code == 2 and "maximum side of 4096" in r.output
+    r = run("plan", "deit_test", "--set", "max_side=1024", "--profile", "224-2048")
+    assert r.exit_code == 2 and "maximum side of 1024" in r.output
+    r = run("plan", "deit_test", "--precision", "fp8")
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1

@@ -1,78 +1,120 @@
-"""``resvit-export validate DIR``: pass (0), breach (3), missing export.json (6); reports and status.json."""
+"""``resvit-export validate DIR``: pass (0), breach (3), refusals (6); reports and status.json.
+
+Every test works on its own copy of a real PASSED build (tests/cli/conftest.py), so none depends on another
+having run first (the order-dependent breach test of issue #7).
+"""
 
 import json
-import shutil
 
+import onnx
 import pytest
-import torch
 from click.testing import CliRunner
 
 from resvit_export.cli.main import cli
-from resvit_export.models import create_model
-from resvit_export.profiles import parse_profile
 
-
-@pytest.fixture(scope="module")
-def export_dir(tmp_path_factory):
-    """An export directory as `resvit-export export` leaves it: model.onnx + export.json."""
-    from torch.export import Dim
-
-    from resvit_export.export.record import write_record
-    from resvit_export.io import sha256_file
-
-    d = tmp_path_factory.mktemp("exp")
-    model = create_model("deit_test")
-    dyn = {"x": {0: Dim("batch", min=1, max=8), 2: Dim("height", min=32, max=1024),
-                 3: Dim("width", min=32, max=1024)}}
-    torch.onnx.export(model, (torch.randn(2, 3, 64, 96),), str(d / "model.onnx"), dynamo=True, opset_version=18,
-                      input_names=["pixels"], output_names=["logits"], dynamic_shapes=dyn)
-    write_record(d, {"schema": 1, "model": "deit_test", "family": "deit", "entry": "image", "overrides": {},
-                     "seed": 0, "weights": None, "onnx": "model.onnx", "onnx_sha256": sha256_file(d / "model.onnx"),
-                     "input_names": ["pixels"], "output_names": ["logits"],
-                     "profiles": [parse_profile("32-96").to_dict()]})
-    return d
+from .conftest import files_of, one_line
 
 
 def _run(*args):
     return CliRunner().invoke(cli, ["validate", *map(str, args)])
 
 
-def test_validate_passes(export_dir):
-    (export_dir / "status.json").write_text(json.dumps({"command": "build", "status": "PASSED"}))
-    res = _run(export_dir, "--resolutions", "33x95", "--inputs", "synthetic")
+def _status(d):
+    return json.loads((d / "status.json").read_text())
+
+
+def test_validate_passes(build_copy):
+    res = _run(build_copy, "--resolutions", "65x127", "--inputs", "synthetic")
     assert res.exit_code == 0, res.output
     last = res.output.strip().splitlines()[-1]
     assert last.startswith("PASSED |") and "resvit-export validate" in last and "fp32 parity PASSED" in last
-    status = json.loads((export_dir / "status.json").read_text())
+    status = _status(build_copy)
     assert status["command"] == "validate" and status["status"] == "PASSED" and status["exit_code"] == 0
-    assert status["parity"]["passed"] is True and status["onnx"].endswith("model.onnx")
-    assert status["previous"] == {"command": "build", "status": "PASSED"}  # a build's status is kept inside
-    report = json.loads((export_dir / "parity.json").read_text())
-    assert any(c["name"] == "user-33x95-b1" for c in report["cases"])
-    # status.json is written last
-    assert (export_dir / "status.json").stat().st_mtime_ns >= (export_dir / "parity.png").stat().st_mtime_ns
+    assert status["details"]["parity"]["passed"] is True and status["details"]["onnx"] == "model.rewritten.onnx"
+    assert status["previous"]["command"] == "build" and status["previous"]["status"] == "PASSED"
+    report = json.loads((build_copy / "parity.json").read_text())
+    assert any(c["name"] == "user-65x127-b1" for c in report["cases"])
+    # status.json is written last and vouches for the reports it replaced
+    assert (build_copy / "status.json").stat().st_mtime_ns >= (build_copy / "parity.png").stat().st_mtime_ns
+    assert set(status["files"]) >= {"parity.json", "parity.png", "model.rewritten.onnx"}
 
 
-def test_validate_breach_exits_3(export_dir, tmp_path):
-    # a different (tighter than float rounding) tolerance turns the same artifact into a breach
-    res = _run(export_dir, "--atol", "1e-12", "--rtol", "0", "--inputs", "gaussian", "--precision", "fp32",
-               "--onnx", export_dir / "model.onnx")
+def test_validate_breach_exits_3(build_copy):
+    # a tolerance tighter than float rounding turns the same artifact into a breach
+    res = _run(build_copy, "--atol", "1e-12", "--rtol", "0", "--inputs", "gaussian", "--precision", "fp32",
+               "--onnx", build_copy / "model.onnx")
     assert res.exit_code == 3, res.output
     assert "ParityError: fp32 parity FAILED" in res.output and "largest error at batch row" in res.output
     assert res.output.count("Traceback") == 0
-    status = json.loads((export_dir / "status.json").read_text())
+    status = _status(build_copy)
     assert status["status"] == "FAILED" and status["exit_code"] == 3
     assert status["previous"]["command"] == "build"
+    # the build that made the graph is still PASSED, so validate may run again with the default tolerances
+    assert _run(build_copy, "--inputs", "synthetic").exit_code == 0
 
 
-def test_missing_export_json_exits_6(tmp_path, export_dir):
-    shutil.copy(export_dir / "model.onnx", tmp_path / "model.onnx")
-    res = _run(tmp_path)
+def test_missing_export_json_exits_6(build_copy):
+    (build_copy / "export.json").unlink()
+    res = _run(build_copy)
     assert res.exit_code == 6, res.output
-    lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: InvalidArtifactError:") and "export.json" in lines[0]
+    line = one_line(res.output)
+    assert line.startswith("Error: InvalidArtifactError:") and "export.json" in line
 
 
-def test_bad_resolution_is_a_usage_error(export_dir):
-    res = _run(export_dir, "--resolutions", "2000x32")
-    assert res.exit_code == 2 and "outside the profile" in res.output
+def test_bad_resolution_is_a_usage_error(build_copy):
+    before = files_of(build_copy)
+    res = _run(build_copy, "--resolutions", "2000x32")
+    assert res.exit_code == 2 and "outside the profile" in one_line(res.output)
+    assert files_of(build_copy) == before
+
+
+@pytest.mark.parametrize("verdict", ["FAILED", "RUNNING"])
+def test_refuses_a_build_that_did_not_pass_unless_overridden(build_copy, verdict):
+    status = _status(build_copy)
+    status.update(status=verdict, exit_code=5 if verdict == "FAILED" else None)
+    (build_copy / "status.json").write_text(json.dumps(status))
+    before = files_of(build_copy), (build_copy / "status.json").read_bytes()
+    res = _run(build_copy, "--inputs", "synthetic")
+    assert res.exit_code == 6, res.output
+    assert f"says build {verdict}" in one_line(res.output) and "--allow-unverified" in res.output
+    assert (files_of(build_copy), (build_copy / "status.json").read_bytes()) == before  # nothing written
+    res = _run(build_copy, "--inputs", "synthetic", "--allow-unverified")
+    assert res.exit_code == 0, res.output
+    after = _status(build_copy)
+    assert after["status"] == "PASSED" and after["allow_unverified"] is True  # the override is recorded
+
+
+def test_modified_onnx_is_refused_even_with_the_override(build_copy):
+    with open(build_copy / "model.rewritten.onnx", "ab") as f:
+        f.write(b"\0")
+    for extra in ([], ["--allow-unverified"]):
+        res = _run(build_copy, *extra)
+        assert res.exit_code == 6 and "model.rewritten.onnx was modified" in one_line(res.output), res.output
+
+
+def test_onnx_with_two_inputs_is_a_bad_file_not_a_usage_error(build_copy, tmp_path):
+    m = onnx.load(str(build_copy / "model.onnx"))
+    extra = onnx.helper.make_tensor_value_info("mask", onnx.TensorProto.FLOAT, [1])
+    m.graph.input.append(extra)
+    onnx.save(m, str(tmp_path / "two.onnx"))
+    res = _run(build_copy, "--onnx", tmp_path / "two.onnx")
+    assert res.exit_code == 6 and "has 2 inputs" in one_line(res.output), res.output
+
+
+@pytest.mark.parametrize("edit,field", [
+    (lambda r: r.update(overrides=["max_side", 128]), "overrides"),
+    (lambda r: r.update(profiles=[64]), "profiles[0]"),
+    (lambda r: r.update(seed="0"), "seed"),
+])
+def test_export_json_schema_errors_name_file_and_field(build_copy, edit, field):
+    import time
+
+    from resvit_export.status import write_status
+
+    record = json.loads((build_copy / "export.json").read_text())
+    edit(record)
+    (build_copy / "export.json").write_text(json.dumps(record))
+    write_status(build_copy, "build", "PASSED", started=time.monotonic())  # consistent: only the schema is wrong
+    res = _run(build_copy)
+    assert res.exit_code == 6, res.output
+    assert f"export.json: field {field}" in one_line(res.output) and "Traceback" not in res.output

@@ -39,7 +39,26 @@ def _resize(**attrs):
                   [_vi("y", [1, 1, 4, 4])], inits=[table, sizes])
 
 
-def _if(same_shape=True, same_rank=True):
+def _resize_scales(scales, mode="cubic"):
+    table = oh.make_tensor("t", TP.FLOAT, [1, 1, 2, 2], [0.0, 1.0, 2.0, 3.0])
+    sc = oh.make_tensor("scales", TP.FLOAT, [4], scales)
+    return _model([oh.make_node("Resize", ["t", "", "scales"], ["y"], name="rs", mode=mode)], [],
+                  [_vi("y", None)], inits=[table, sc])
+
+
+def _axes_op(op, computed):
+    """``op`` (Unsqueeze/Squeeze/ReduceMean) whose axes are an initializer, or computed from the input's shape."""
+    x = _vi("x", [1, 3])
+    if computed:
+        nodes = [oh.make_node("Shape", ["x"], ["s"]), oh.make_node("Slice", ["s", "zero", "one"], ["a"])]
+        inits = [oh.make_tensor("zero", TP.INT64, [1], [0]), oh.make_tensor("one", TP.INT64, [1], [1])]
+    else:
+        nodes, inits = [], [oh.make_tensor("a", TP.INT64, [1], [0])]
+    nodes.append(oh.make_node(op, ["x", "a"], ["y"], name=f"n_{op}"))
+    return _model(nodes, [x], [_vi("y", None)], inits=inits)
+
+
+def _if(same_shape=True, same_rank=True, constant_cond=False):
     then_shape = [2, 3]
     else_shape = [2, 3] if same_shape else ([4, 3] if same_rank else [6])
 
@@ -50,6 +69,8 @@ def _if(same_shape=True, same_rank=True):
 
     node = oh.make_node("If", ["cond"], ["y"], name="the_if", then_branch=branch("then", then_shape),
                         else_branch=branch("else", else_shape))
+    if constant_cond:  # the parser imports only the taken branch
+        return _model([node], [], [_vi("y", None)], inits=[oh.make_tensor("cond", TP.BOOL, [], [True])])
     return _model([node], [_vi("cond", [], TP.BOOL)], [_vi("y", None)])
 
 
@@ -115,13 +136,14 @@ CASES = {
     "TRT006": ("jetpack6", lambda: _unary("Relu", opset=21), lambda: _unary("Relu", opset=20)),
     "TRT007": ("trt10", _double_init, lambda: _unary("Relu")),
     "TRT008": ("trt10", lambda: _unary("Unique"), lambda: _unary("Relu")),
-    "TRT009": ("jetpack6", lambda: _unary("Mish"), lambda: _unary("Relu")),
     "TRT010": ("trt10", _custom_op, lambda: _unary("Relu")),
     "TRT011": ("jetpack6", _decomposed_ln, lambda: _unary("Relu")),
     "TRT012": ("jetpack5", lambda: _unary("Relu", opset=17, et=TP.INT64), lambda: _unary("Relu", opset=17)),
     "TRT013": ("trt10", lambda: _gridsample(5), lambda: _gridsample(4)),
     "TRT014": ("trt10", lambda: _resize(coordinate_transformation_mode="half_pixel_symmetric"), lambda: _resize()),
-    "TRT015": ("jetpack5", lambda: _resize(mode="cubic"), lambda: _resize(mode="linear")),
+    "TRT015": ("jetpack5", lambda: _resize_scales([1.0, 2.0, 2.0, 2.0]), lambda: _resize_scales([1.0, 1.0, 2.0, 2.0])),
+    "TRT016": ("jetpack6", lambda: _axes_op("Unsqueeze", True), lambda: _axes_op("Unsqueeze", False)),
+    "TRT017": ("trt11", lambda: _axes_op("ReduceMean", True), lambda: _axes_op("ReduceMean", False)),
 }
 
 
@@ -144,15 +166,38 @@ def test_version_bounds():
     assert "TRT002" not in lint_onnx(_attention(), "trt10").rule_ids()  # parsed from 10.14
     assert "TRT003" not in lint_onnx(_if(same_shape=False), "trt10").rule_ids()  # rank-equal OK from 10.11
     assert not {"TRT014", "TRT015"} & lint_onnx(_resize(mode="cubic"), "jetpack6").rule_ids()
+    assert "TRT015" not in lint_onnx(_resize_scales([1.0, 2.0, 2.0, 2.0]), "jetpack6").rule_ids()  # 8.5 only
+    assert "TRT016" not in lint_onnx(_axes_op("Squeeze", True), "jetpack7").rule_ids()  # dynamic axes from 10.7
+    assert "TRT016" in lint_onnx(_axes_op("Squeeze", True), "jetpack6").rule_ids()
     assert "TRT012" not in lint_onnx(_unary("Relu", et=TP.INT64), "jetpack6").rule_ids()
     assert "TRT008" in lint_onnx(_unary("LayerNormalization", opset=17), "jetpack5").rule_ids()
+
+
+def test_constant_condition_if_is_folded_not_an_error():
+    """The parser parses only the taken branch of an If with a constant condition (research L3)."""
+    for target in ("jetpack6", "trt10"):
+        ids = lint_onnx(_if(same_shape=False, same_rank=False, constant_cond=True), target).rule_ids()
+        assert not {"TRT003", "TRT004"} & ids
+
+
+def test_severities_follow_what_the_parser_does():
+    """A newer opset and float64 are read by the parser (warnings); an unsupported op is refused (error)."""
+    newer = lint_onnx(_unary("Relu", opset=21), "jetpack6")
+    assert newer and [f.severity for f in newer.findings] == ["warning"]
+    assert lint_onnx(_double_init(), "trt10") and "TRT007" in lint_onnx(_double_init(), "trt10").rule_ids()
+    assert not lint_onnx(_unary("STFT"), "jetpack6")
 
 
 def test_op_tables():
     assert {"Attention", "RMSNormalization"} <= TARGETS["trt10"].ops
     assert "Attention" not in TARGETS["jetpack7"].ops and "LayerNormalization" in TARGETS["jetpack6"].ops
     assert "LayerNormalization" not in TARGETS["jetpack5"].ops
-    assert [t.max_opset for t in TARGETS.values()] == [17, 20, 22, 24, 25]
+    # dated arrivals (research L21/L25): supported on 10.3 / not yet on 10.3 / on 10.13 / Swish only on 11
+    assert {"DeformConv", "GroupNormalization", "IsInf", "Mish"} <= TARGETS["jetpack6"].ops
+    assert not {"BlackmanWindow", "HammingWindow", "HannWindow", "STFT"} & TARGETS["jetpack6"].ops
+    assert {"BlackmanWindow", "HammingWindow", "HannWindow", "STFT"} <= TARGETS["jetpack7"].ops
+    assert "Swish" in TARGETS["trt11"].ops and "Swish" not in TARGETS["trt10"].ops
+    assert [t.max_opset for t in TARGETS.values()] == [17, 20, 22, 24, 24]
 
 
 def test_bad_target_and_bad_file(tmp_path):

@@ -155,9 +155,9 @@ def test_token_dropping_only_in_training():
     with torch.no_grad():
         ev = m(x)
         torch.testing.assert_close(ev, create_model("navit_test")(x))  # eval ignores the rate
-        assert m.forward_tokens(x).shape == (2, 24, 32)
+        assert m.forward_features(x).shape == (2, 24, 32)
         m.train()
-        assert m.forward_tokens(x).shape == (2, 12, 32)
+        assert m.forward_features(x).shape == (2, 12, 32)
         tr = m(x)
     assert not torch.allclose(tr, ev, atol=1e-4)
 

@@ -118,7 +118,7 @@ def _reference_loss(model, images, labels, resolutions, alpha):
     for r in res:
         x = images if images.shape[-1] == r else F.interpolate(images, size=(r, r), mode="bilinear",
                                                                antialias=True, align_corners=False)
-        c = model.forward_features(x)
+        c = model.forward_head(model.forward_features(x), pre_logits=True)
         logp = model.head(c).log_softmax(-1)
         total = total - logp[torch.arange(len(labels)), labels].mean()
         if cls:

@@ -96,15 +96,12 @@ def test_calibration_batches_shrink_with_resolution_and_respect_fixed_batch():
 
 
 def test_calibration_set_for_build():
-    from types import SimpleNamespace
-
     from resvit_export.models import create_model
     from resvit_export.precision.calibration import calibration_resolutions, calibration_set_for_build
 
     rule = create_model("deit_test").size_rule
     assert calibration_resolutions([parse_profile("64-2048@128x256")], rule) == [(64, 64), (128, 256), (1024, 1024)]
-    opts = SimpleNamespace(calib_data=None, calib_synthetic=2, profiles=[parse_profile("32-96")], seed=0)
-    cs = calibration_set_for_build(opts, create_model("deit_test"))
+    cs = calibration_set_for_build([parse_profile("32-96")], rule, calib_synthetic=2, seed=0)
     assert cs.resolutions == [(32, 32), (48, 48), (96, 96)] and cs.count == 2
     with pytest.raises(UsageError, match="INT8 needs calibration data"):
-        calibration_set_for_build(SimpleNamespace(calib_data=None, calib_synthetic=None, profiles=[]), None)
+        calibration_set_for_build([], None)

@@ -140,8 +140,6 @@ def test_host_info_on_this_machine_needs_no_tensorrt():
 
 def test_write_build_manifest_for_a_deferred_engine(tmp_path):
     """What the build pipeline's manifest step writes when TensorRT was absent (engine DEFERRED)."""
-    from types import SimpleNamespace
-
     from resvit_export.trt.manifest import write_build_manifest
 
     (tmp_path / "model.rewritten.onnx").write_bytes(b"fp32")
@@ -149,14 +147,61 @@ def test_write_build_manifest_for_a_deferred_engine(tmp_path):
     (tmp_path / "plan.json").write_text("{}")
     (tmp_path / "calibration.cache").write_bytes(b"c")
     plan = plan_engine([parse_profile("224-512")], ModelSpec("deit", 32, 2, 2, name="deit_test"))
-    state = {"plan": plan, "deploy_onnx": tmp_path / "model.rewritten.onnx", "precision_onnx": tmp_path / "model.fp16.onnx",
-             "precision_result": SimpleNamespace(kept_fp32_nodes=["ln"]), "parity": {"fp16": {"passed": True}}}
-    opts = SimpleNamespace(precision="fp16", model="deit_test", overrides={}, seed=0)
-    steps = [SimpleNamespace(name="engine", status="DEFERRED")]
-    m = read_manifest(write_build_manifest(tmp_path, state, opts, steps))
+    m = read_manifest(write_build_manifest(
+        tmp_path, plan=plan, deploy_onnx=tmp_path / "model.rewritten.onnx", precision_onnx=tmp_path / "model.fp16.onnx",
+        precision="fp16", kept_fp32_nodes=["ln"], parity={"fp16": {"passed": True}}, engines=[], model_name="deit_test",
+        overrides={}, seed=0, steps=[("engine", "DEFERRED")]))
     assert m["tensorrt"] is None and m["engine_status"].startswith("deferred")
     assert {a["path"] for a in m["artifacts"]} == {"model.rewritten.onnx", "model.fp16.onnx", "plan.json",
                                                    "calibration.cache"}
     assert m["precision"]["fp32_nodes"] == ["ln"] and m["parity"] == {"fp16": {"passed": True}}
     assert m["steps"] == [{"name": "engine", "status": "DEFERRED"}]
     assert verify_artifacts(m, tmp_path) == []
+
+
+# NvInferVersion.h as shipped (NVIDIA/TensorRT include/NvInferVersion.h lines 26-33 of release/10.3, 10.13, 11.1):
+# 10.3 spells the numbers, 10.13 and 11.x point NV_TENSORRT_* at TRT_*_ENTERPRISE macros.
+_HEADER_10_3 = """#define NV_TENSORRT_MAJOR 10 //!< TensorRT major version.
+#define NV_TENSORRT_MINOR 3 //!< TensorRT minor version.
+#define NV_TENSORRT_PATCH 0 //!< TensorRT patch version.
+#define NV_TENSORRT_BUILD 26 //!< TensorRT build number.
+"""
+_HEADER_ENTERPRISE = """#define TRT_MAJOR_ENTERPRISE {0}
+#define TRT_MINOR_ENTERPRISE {1}
+#define TRT_PATCH_ENTERPRISE 0
+#define TRT_BUILD_ENTERPRISE {2}
+#define NV_TENSORRT_MAJOR TRT_MAJOR_ENTERPRISE //!< TensorRT major version.
+#define NV_TENSORRT_MINOR TRT_MINOR_ENTERPRISE //!< TensorRT minor version.
+#define NV_TENSORRT_PATCH TRT_PATCH_ENTERPRISE //!< TensorRT patch version.
+#define NV_TENSORRT_BUILD TRT_BUILD_ENTERPRISE //!< TensorRT build number.
+"""
+
+
+@pytest.mark.parametrize("text,version", [
+    (_HEADER_10_3, "10.3.0"),
+    (_HEADER_ENTERPRISE.format(10, 13, 35), "10.13.0"),
+    (_HEADER_ENTERPRISE.format(11, 1, 106), "11.1.0"),
+    ("#define NV_TENSORRT_MAJOR TRT_MAJOR_ENTERPRISE\n", None),  # alias to nothing: unknown, not a guess
+    ("", None),
+])
+def test_version_header_layouts(text, version):
+    from resvit_export.trt.manifest import parse_nvinfer_version_header
+
+    assert parse_nvinfer_version_header(text) == version
+
+
+def test_host_version_falls_back_to_the_enterprise_header(tmp_path, monkeypatch):
+    """No dist metadata (JetPack apt install) + a 10.13-style header: the version is still found."""
+    from importlib import metadata
+
+    import resvit_export.trt.manifest as manifest
+
+    header = tmp_path / "NvInferVersion.h"
+    header.write_text(_HEADER_ENTERPRISE.format(10, 13, 35))
+
+    def no_dist(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", no_dist)
+    monkeypatch.setattr(manifest, "_NVINFER_VERSION_HEADERS", (str(tmp_path / "absent.h"), str(header)))
+    assert manifest._tensorrt_version() == "10.13.0"

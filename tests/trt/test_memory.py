@@ -7,8 +7,8 @@ from resvit_export.trt.devices import DEVICE_PRESETS, format_bytes, get_device, 
 from resvit_export.trt.memory import ModelSpec, estimate_memory
 
 DEIT = ModelSpec("deit", 384, 12, 6)
-VITAR = ModelSpec("vitar", 384, 12, 6)
-RIVIT = ModelSpec("rivit", 128, 6, 3, head_dim=64, cls_tokens=0, stem_channels=16)
+VITAR = ModelSpec("vitar", 384, 12, 6, cls_tokens=0, grid_cap=14)
+RIVIT = ModelSpec("rivit", 128, 6, 3, head_dim=64, cls_tokens=0, fixed_grid=16, stem_channels=16)
 
 
 @pytest.mark.parametrize("family", ["deit", "resformer", "navit"])
@@ -27,7 +27,7 @@ def test_fused_mha_removes_the_quadratic_term():
     assert b.backbone_bytes / a.backbone_bytes == pytest.approx(4, rel=0.01)  # linear in tokens
 
 
-@pytest.mark.parametrize("spec,tokens", [(VITAR, 197), (RIVIT, 256)])
+@pytest.mark.parametrize("spec,tokens", [(VITAR, 196), (RIVIT, 256)])
 def test_merging_and_fixed_grid_backbones_stay_flat(spec, tokens):
     sizes = [448, 896, 1792]
     ests = [estimate_memory(spec, 1, s, s) for s in sizes]
@@ -56,18 +56,31 @@ def test_precision_batch_and_totals():
 
 
 def test_model_spec_from_registered_models():
-    from resvit_export.models import create_model, list_models
+    from resvit_export.models import create_model
 
-    names = list_models()
-    for name, family in (("deit_test", "deit"), ("vitar_test", "vitar"), ("rivit_test", "rivit")):
-        if name not in names:
-            continue
+    for name, family, flat in (("deit_test", "deit", False), ("resformer_test", "resformer", False),
+                               ("navit_test", "navit", False), ("vitar_test", "vitar", True),
+                               ("rivit_test", "rivit", True)):
         spec = ModelSpec.from_model(create_model(name))
-        assert spec.family == family
-        assert spec.backbone_is_flat == (family != "deit")
+        assert spec.family == family and spec.name == name
+        assert spec.backbone_is_flat == flat
         assert spec.patch_size >= 8  # rivit's patch-1 size rule bands on a nominal 16 px patch
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match="not a torch.nn.Module"):
         ModelSpec.from_model(object())
+
+
+def test_backbone_tokens_follow_the_model_not_a_family_table():
+    """Token counts per axis, off-square included: ViTAR caps each axis at G, not the product."""
+    from resvit_export.models import create_model
+
+    vitar = ModelSpec.from_model(create_model("vitar_test"))
+    assert vitar.backbone_tokens(32, 1792) == 2 * 14  # 2x112 patches merge to 2x14, not min(224, 196)
+    assert vitar.backbone_tokens(1792, 1792) == 196
+    assert estimate_memory(vitar, 1, 32, 1792).backbone_tokens == 28
+    deit = ModelSpec.from_model(create_model("deit_test"))
+    assert deit.backbone_tokens(97, 301) == 6 * 18 + 1  # floor rule + class token
+    rivit = ModelSpec.from_model(create_model("rivit_test"))
+    assert rivit.backbone_tokens(97, 301) == rivit.backbone_tokens(4096, 32) == 256
 
 
 def test_device_presets_and_budget():

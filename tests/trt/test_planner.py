@@ -10,7 +10,7 @@ from resvit_export.trt.memory import ModelSpec
 from resvit_export.trt.planner import EnginePlan, band_token_bounds, format_plan, plan_engine
 
 DEIT_S = ModelSpec("deit", 384, 12, 6, name="deit_s")
-VITAR_S = ModelSpec("vitar", 384, 12, 6, name="vitar_s")
+VITAR_S = ModelSpec("vitar", 384, 12, 6, cls_tokens=0, grid_cap=14, name="vitar_s")
 
 
 def plan(text, spec=DEIT_S, **kw):

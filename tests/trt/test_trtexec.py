@@ -65,10 +65,12 @@ def test_single_profile_has_no_profile_flag_and_quotes_paths():
     assert "--minShapes=pixels:1x3x448x448 --optShapes=pixels:1x3x448x448 --maxShapes=pixels:1x3x448x448" in line
 
 
-def test_run_lines_select_each_profile():
+def test_run_lines_select_each_profile_with_use_profile():
+    # --useProfile, not --profile: trtexec 10.3/10.13/11.1 read --profile as a build option and reject it when no
+    # shape flags follow (research tensorrt-verified.md B1; tests/conformance parses these lines per version).
     assert run_commands(make_plan()) == [
-        "trtexec --loadEngine=model.fp16.plan --profile=0 --shapes=pixels:1x3x336x336",
-        "trtexec --loadEngine=model.fp16.plan --profile=1 --shapes=pixels:1x3x720x720",
+        "trtexec --loadEngine=model.fp16.plan --useProfile=0 --shapes=pixels:1x3x336x336",
+        "trtexec --loadEngine=model.fp16.plan --useProfile=1 --shapes=pixels:1x3x720x720",
     ]
     assert len(trtexec_commands(make_plan(), "model.fp16.onnx", 11)) == 3
 

@@ -76,7 +76,7 @@ elif [ -f "model.$PRECISION.onnx" ]; then
   ONNX="model.$PRECISION.onnx"
   if [ "$TRT_MAJOR" -lt 11 ]; then ARGS+=(--stronglyTyped); fi   # always on (a deprecated no-op) in 11
 elif [ "$TRT_MAJOR" -ge 11 ]; then
-  die "TensorRT 11 takes precision from the ONNX: this bundle lacks model.$PRECISION.onnx (make it with resvit-export calibrate / AutoCast)" 2
+  die "TensorRT 11 takes precision from the ONNX: this bundle lacks model.$PRECISION.onnx (make it on the workstation with: resvit-export build MODEL --$PRECISION ..., then bundle again)" 2
 elif [ "$PRECISION" = "fp16" ]; then
   ONNX="$BASE_ONNX"; ARGS+=(--fp16)
 elif [ -n "$CAL" ]; then

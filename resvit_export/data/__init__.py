@@ -1,0 +1,1 @@
+"""Input data that ships with installed packages (real photographs for calibration and parity)."""
