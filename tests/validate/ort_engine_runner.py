@@ -1,9 +1,9 @@
 """ONNX Runtime behind the device runner's interface: the tests' stand-in for the TensorRT engine.
 
 It is copied into the extracted bundle and named with ``check_engine.py --runner ort_engine_runner:OrtEngineRunner``,
-the only line that differs from the device. Like the engine it has the optimization profiles of the bundle's
-plan.json and refuses an input outside them (ValueError, as ``profile_select.select_profile`` does). It
-imports numpy and onnxruntime only.
+the only line that differs from the device. Like the engine runner it has the optimization profiles of the
+bundle's plan.json and picks one with the bundle's ``profile_select.select_profile`` (ValueError outside them).
+It imports numpy, onnxruntime and that file only.
 
 Fault injection for the tests, through the environment (the runner runs in the device's subprocess):
     RESVIT_TEST_PERTURB=CASE_H      add 0.5 to output[0, 3] of every input with that height
@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 import onnxruntime as ort
+from profile_select import select_profile  # the bundle's file, beside this one on the "device"
 
 
 class OrtEngineRunner:
@@ -30,8 +31,7 @@ class OrtEngineRunner:
         self._names = [o.name for o in self._sess.get_outputs()]
 
     def infer(self, x):
-        if not any(all(a <= d <= b for a, d, b in zip(lo, x.shape, hi)) for lo, _, hi in self.profiles):
-            raise ValueError(f"input shape {x.shape} lies outside every optimization profile")
+        self.last_profile = select_profile(self.profiles, x.shape)
         oom = os.environ.get("RESVIT_TEST_OOM_ABOVE")
         if oom and x.shape[2] * x.shape[3] > int(oom):
             raise MemoryError(f"out of memory allocating activations for {x.shape}")

@@ -41,9 +41,11 @@ import numpy as np
 
 try:  # imported as resvit_export.bundle.device.check_engine on the workstation
     from . import parity_core as core
+    from .profile_select import select_profile
     from .reference_set import ReferenceError, ReferenceSet, sha256_of
 except ImportError:  # run as a script from the extracted bundle
     import parity_core as core
+    from profile_select import select_profile
     from reference_set import ReferenceError, ReferenceSet, sha256_of
 
 __all__ = ["check", "write_reports", "report_names", "tolerances_for", "load_runner", "main"]
@@ -86,21 +88,23 @@ def load_runner(spec: str, engine: str):
         raise UsageError(f"--runner {spec!r}: write MODULE:CLASS, e.g. {DEFAULT_RUNNER}")
     try:
         cls = getattr(importlib.import_module(module_name), cls_name)
-        return cls(engine)
-    except SystemExit as err:  # the bundle's runner exits with a message when TensorRT/CUDA is missing
-        raise RunnerError(f"the runner {spec} cannot start: {err}") from None
     except (ImportError, AttributeError) as err:
         raise RunnerError(f"the runner {spec} cannot be loaded: {err} (on a Jetson: sudo apt install "
                           f"python3-libnvinfer; pip install numpy cuda-python)") from None
+    try:
+        return cls(engine)
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - e.g. run_engine.DeviceError: no TensorRT, no GPU,
+        # an engine built by another TensorRT version; the runner's message says what to do
+        raise RunnerError(f"the runner {spec} cannot start: {err}") from None
 
 
 def _fits(profiles: Sequence, shape: Sequence[int]) -> bool:
-    """Some optimization profile's [min, max] box contains ``shape`` (the runner then picks the tightest)."""
-    for p in profiles:
-        lo, hi = tuple(p[0]), tuple(p[-1])
-        if len(lo) == len(shape) and all(a <= d <= b for a, d, b in zip(lo, shape, hi)):
-            return True
-    return False
+    """Some optimization profile contains ``shape``: the runner's own rule (profile_select), asked up front."""
+    try:
+        select_profile(profiles, shape)
+    except ValueError:
+        return False
+    return True
 
 
 def _profile_text(profiles: Sequence) -> str:
