@@ -66,6 +66,26 @@ class BuildLayout:
         suffix = "" if precision == "fp32" else f".{precision}"
         return self.root / f"parity{suffix}.{ext}"
 
+    def engine_parity(self, ext: str) -> Path:
+        """parity.engine.json / .md / .junit.xml / .png: a TensorRT engine checked against the reference set."""
+        return self.root / f"parity.engine.{ext}"
+
+    # --- reference set (PyTorch outputs the device compares its engine with; validate/reference.py) -----
+    @property
+    def reference_set(self) -> Path:
+        """The recipes, input hashes and metadata (JSON); it names the two files below."""
+        return self.root / "reference.json"
+
+    @property
+    def reference_outputs(self) -> Path:
+        """PyTorch's FP32 outputs per case x input (.npz, loaded without pickle)."""
+        return self.root / "reference.npz"
+
+    @property
+    def reference_inputs(self) -> Path:
+        """Inputs shipped as arrays, only for a reference set written with ``ship_inputs``."""
+        return self.root / "reference.inputs.npz"
+
     # --- plan / engine / manifest / status -------------------------------------------------------------
     @property
     def plan(self) -> Path:

@@ -289,7 +289,9 @@ def _step_validate(opts: BuildOptions, layout: BuildLayout, state: BuildState, p
     files = [layout.rel(layout.parity(precision, ext)) for ext in ("json", "md", "png", "junit.xml")]
     if not report.passed:
         raise ParityError(f"{precision} parity FAILED: {report.failure_line()} (see {files[1]})")
-    return "PASSED", report.summary_line(), files
+    ref = report.reference_set  # PyTorch's outputs for the device's engine check (validate/reference.py)
+    return ("PASSED", f"{report.summary_line()}; reference set {ref['bytes'] / 1e6:.2f} MB",
+            files + list(ref["files"]))
 
 
 def _step_precision(opts: BuildOptions, layout: BuildLayout, state: BuildState):

@@ -34,6 +34,7 @@ from typing import Iterator
 
 from resvit_export.errors import InvalidArtifactError, OutputDirError, UsageError
 from resvit_export.io import atomic_path, sha256_file
+from resvit_export.layout import BuildLayout
 
 __all__ = ["create_bundle", "verify_bundle", "extract_bundle", "collect_bundle_files", "BundleInfo", "SUMS_NAME",
            "DEVICE_FILES", "profiles_env", "ExtractLimits", "BUNDLE_INFO_NAME"]
@@ -71,6 +72,10 @@ DEFAULT_LIMITS = ExtractLimits()
 _CALIB_RE = re.compile(r"(calib|calibration|amax|quant).*\.(cache|bin|npz|json|calib|txt)$|\.calib$", re.I)
 _EXEC = {"build_engine.sh", "trtexec.sh", "run_engine.py"}
 
+# engine parity on the device (issue #9): the check and the numpy-only modules it imports
+DEVICE_FILES += ("check_engine.py", "parity_core.py", "parity_inputs.py", "reference_set.py")
+_EXEC |= {"check_engine.py"}
+
 
 @dataclass
 class BundleInfo:
@@ -96,6 +101,8 @@ def collect_bundle_files(src_dir: str | os.PathLike) -> dict[str, Path]:
     if not src.is_dir():
         raise UsageError(f"{src} is not a directory; give the output directory of `resvit-export build`/`plan`")
     out: dict[str, Path] = {}
+    layout = BuildLayout(src)  # the reference set validate writes, for the device's engine check
+    reference_set = {layout.reference_set.name, layout.reference_outputs.name, layout.reference_inputs.name}
     for p in sorted(src.iterdir()):
         if p.is_symlink():
             raise InvalidArtifactError(f"{p} is a symlink; the bundle only takes regular files (copy it in place)")
@@ -103,7 +110,8 @@ def collect_bundle_files(src_dir: str | os.PathLike) -> dict[str, Path]:
             continue
         n = p.name
         if (n.endswith(".onnx") or n.endswith(".onnx.data") or n in ("plan.json", "trtexec.sh", "manifest.json")
-                or n.endswith(".manifest.json") or _CALIB_RE.search(n) or n.endswith("timing.cache")):
+                or n.endswith(".manifest.json") or _CALIB_RE.search(n) or n.endswith("timing.cache")
+                or n in reference_set):
             out[n] = p
     if not any(n.endswith(".onnx") for n in out):
         raise UsageError(f"{src} holds no .onnx file; export first (`resvit-export export -o {src}`)")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from resvit_export.errors import InvalidArtifactError
 from resvit_export.io import sha256_file, write_json_atomic
+from resvit_export.layout import BuildLayout
 
 from .versions import jetpack_for_l4t, parse_version, version_str
 
@@ -31,7 +32,7 @@ __all__ = ["MANIFEST_SCHEMA", "HostInfo", "host_info", "parse_nv_tegra_release",
            "sm_of", "parse_nvinfer_version_header"]
 
 MANIFEST_SCHEMA = "resvit-export/engine-manifest@1"
-ARTIFACT_ROLES = ("onnx", "engine", "timing_cache", "calibration", "plan", "other")
+ARTIFACT_ROLES = ("onnx", "engine", "timing_cache", "calibration", "plan", "reference", "other")
 
 
 @dataclass(frozen=True)
@@ -324,6 +325,10 @@ def write_build_manifest(out_dir: str | os.PathLike, *, plan, deploy_onnx: Path 
     calib = _calibration_files(out)
     if calib:
         artifacts["calibration"] = calib
+    layout = BuildLayout(out)  # the reference set the device's engine check reads (validate/reference.py)
+    reference = [p for p in (layout.reference_set, layout.reference_outputs, layout.reference_inputs) if p.is_file()]
+    if reference:
+        artifacts["reference"] = reference
     artifacts = {k: v for k, v in artifacts.items() if v}
     onnx_prec = precision if precision_onnx else "fp32"
     plan_dict = plan.to_dict() if plan is not None else {"profiles": [], "precision": precision}

@@ -13,6 +13,12 @@ A profile is proven over its whole range by sampling the places where exported V
 
 Every case lies inside its profile and at or above the model's minimum side. Cases are deduplicated on
 (batch, H, W) and sorted by token count, then H, W, batch, so the same profile always yields the same list.
+
+``merge_same_grid`` then drops a case whose batch and token grid another case already has, when the graph is
+proven to see the image only through that grid (``grid_proof``): e.g. edge-1776x1776 and
+offgrid-1791x1783 both run the 111x111 grid, so the edge case adds only a second random draw. Profile
+corners (min, max, opt) and user sizes are never dropped, and one off-grid case per grid is kept, because
+only an off-grid case checks that the PyTorch reference floors like the graph.
 """
 
 from __future__ import annotations
@@ -24,10 +30,12 @@ from typing import Iterable, Sequence
 from resvit_export.errors import UsageError
 from resvit_export.profiles import ResolutionProfile, parse_sizes
 
-__all__ = ["Case", "resolution_matrix", "parse_resolutions"]
+__all__ = ["Case", "MergedCase", "resolution_matrix", "merge_same_grid", "parse_resolutions"]
 
 # Lower number wins when two rules produce the same (batch, H, W).
 _PRIORITY = {"min": 0, "max": 1, "opt": 2, "user": 3, "aspect": 4, "edge": 5, "nonsquare": 6, "offgrid": 7}
+# Never merged away: the profile's own points (TensorRT profile bounds) and what the user asked for.
+_KEPT_KINDS = ("min", "max", "opt", "user")
 
 
 @dataclass(frozen=True)
@@ -44,8 +52,26 @@ class Case:
         """Patch tokens under the floor rule (class token not counted)."""
         return (self.h // patch_size) * (self.w // patch_size)
 
+    def grid(self, patch_size: int = 16) -> tuple[int, int]:
+        return self.h // patch_size, self.w // patch_size
+
+    def on_grid(self, patch_size: int = 16) -> bool:
+        return self.h % patch_size == 0 and self.w % patch_size == 0
+
     def to_dict(self) -> dict:
         return {"name": self.name, "batch": self.batch, "h": self.h, "w": self.w, "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class MergedCase:
+    """A case not run because ``into`` runs the same batch and token grid (see ``merge_same_grid``)."""
+
+    case: Case
+    into: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {**self.case.to_dict(), "into": self.into, "reason": self.reason}
 
 
 def parse_resolutions(text: str | Iterable | None) -> list[tuple[int, int]]:
@@ -172,3 +198,32 @@ def resolution_matrix(
     p = size_rule.patch_size
     cases = [Case(f"{kind}-{h}x{w}-b{b}", b, h, w, kind) for (b, h, w), kind in found.items()]
     return sorted(cases, key=lambda c: (c.tokens(p), c.h, c.w, c.batch))
+
+
+def merge_same_grid(cases: Sequence[Case], patch_size: int, proof_reason: str) -> tuple[list[Case], list[MergedCase]]:
+    """Drop cases whose (batch, token grid) another kept case runs; call only when the graph is proven to
+    read the image through the patch grid (``grid_proof.prove_patch_grid_input``), whose reason is quoted.
+
+    Per (batch, grid) group: profile corners and user sizes stay; the first off-grid case stays unless a kept
+    one is already off the grid (it is what checks that the reference floors too); every other case goes.
+
+    Returns:
+        (kept cases in their original order, merged cases naming the kept case that covers them)
+    """
+    groups: dict[tuple[int, int, int], list[Case]] = {}
+    for c in cases:
+        groups.setdefault((c.batch, *c.grid(patch_size)), []).append(c)
+    dropped: dict[str, MergedCase] = {}
+    for (batch, gh, gw), group in groups.items():
+        if len(group) < 2:
+            continue
+        keep = [c for c in group if c.kind in _KEPT_KINDS]
+        if not any(not c.on_grid(patch_size) for c in keep):
+            keep += [c for c in group if not c.on_grid(patch_size) and c not in keep][:1]
+        keep = keep or group[:1]
+        into = next((c for c in keep if not c.on_grid(patch_size)), keep[0])
+        for c in group:
+            if c not in keep:
+                dropped[c.name] = MergedCase(c, into.name, f"same batch {batch} and {gh}x{gw} token grid as "
+                                                           f"{into.name}; {proof_reason}")
+    return [c for c in cases if c.name not in dropped], [dropped[c.name] for c in cases if c.name in dropped]

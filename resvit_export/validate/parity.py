@@ -1,7 +1,9 @@
 """Parity: PyTorch eager FP32 (the reference) vs ONNX Runtime on every case of the resolution matrix.
 
-Each case runs twice, once with Gaussian pixels and once with synthetic real-image-like pixels. Per case and
-input kind the report keeps max-abs, mean-abs and max-rel error (Polygraphy's ``SimpleCompareFunc`` stats),
+Each case runs twice, once with Gaussian pixels and once with synthetic real-image-like pixels; every such
+forward runs once per side, PyTorch and ONNX Runtime at the same time (``sides``), and cases whose batch and
+token grid another case runs are merged where the graph proves that checks nothing new (``grid_proof``,
+``matrix.merge_same_grid``; the report lists them). Per case and input kind the report keeps max-abs, mean-abs and max-rel error (Polygraphy's ``SimpleCompareFunc`` stats),
 the cosine similarity (Polygraphy's ``CosineSimilarityCompareFunc``, per batch row, the minimum is kept),
 top-1 agreement, where the largest error sits (batch row + output index) and the latency of both sides.
 
@@ -34,11 +36,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from resvit_export.bundle.device import parity_core as core
 from resvit_export.errors import UsageError
 from resvit_export.profiles import ResolutionProfile
 
 from .inputs import INPUT_KINDS, case_seed, make_inputs
-from .matrix import Case, resolution_matrix
+from .matrix import Case, MergedCase, merge_same_grid, resolution_matrix
 
 __all__ = ["Tolerances", "CaseResult", "ParityReport", "validate_onnx", "validate_packed_navit", "compare_outputs",
            "default_tolerances"]
@@ -73,11 +76,7 @@ class Tolerances:
         return dataclasses.asdict(self)
 
 
-_DEFAULTS = {
-    "fp32": Tolerances(1e-4, 1e-3, 0.99999, 1.0),
-    "fp16": Tolerances(5e-2, 5e-2, 0.999, 0.9),
-    "int8": Tolerances(None, None, 0.98, 0.8),
-}
+_DEFAULTS = {p: Tolerances(**values) for p, values in core.DEFAULT_TOLERANCES.items()}
 
 
 def default_tolerances(precision: str) -> Tolerances:
@@ -113,8 +112,7 @@ class CaseResult:
     budget: float = 0.0  # largest fraction of a tolerance used (>1 = breach)
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in d.items()}
+        return core.json_safe(dataclasses.asdict(self))
 
 
 @dataclass
@@ -133,10 +131,19 @@ class ParityReport:
     versions: dict[str, str]
     date: str
     isolated: bool = False
+    merged: list[MergedCase] = field(default_factory=list)  # cases not run: same batch and grid as a run case
+    timing: dict = field(default_factory=dict)  # how the latency columns were measured
+    reference_set: dict | None = None  # files and bytes of the reference set written with the report
+    # engine checks only (parity.engine.*): what the device could not run, what ran row by row, and names
+    skipped: list[dict] = field(default_factory=list)
+    split: list[dict] = field(default_factory=list)
+    label: str = "parity"
+    reference: str = "PyTorch eager FP32 on CPU"
+    artifact: dict | None = None  # default: the ONNX file on ONNX Runtime CPU
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.cases) and self.top1_agreement >= self.tolerances.top1_min
+        return core.report_passed(self._records(), self.top1_agreement, self.tolerances.top1_min)
 
     def __bool__(self) -> bool:
         return self.passed
@@ -148,35 +155,20 @@ class ParityReport:
     @property
     def worst(self) -> CaseResult | None:
         """The case that used the largest fraction of any tolerance (ties: larger max-abs)."""
-        if not self.cases:
-            return None
-        return max(self.cases, key=lambda c: (c.budget, c.max_abs))
+        return max(self.cases, key=lambda c: (c.budget, c.max_abs)) if self.cases else None
+
+    def _records(self) -> list[dict]:
+        return [dataclasses.asdict(c) for c in self.cases]
 
     def summary_line(self) -> str:
-        w = self.worst
-        status = "PASSED" if self.passed else "FAILED"
-        head = (f"{self.precision} parity {status}: {len(self.cases)} cases "
-                f"({len(self.failed_cases)} failed), top-1 agreement {self.top1_agreement:.4f}")
-        if w is None:
-            return head
-        if not np.isfinite(w.budget):
-            return f"{head}; worst {w.name} [{w.input}]: {w.failures[0] if w.failures else 'not comparable'}"
-        return (f"{head}; worst {w.name} [{w.input}]: max-abs {w.max_abs:.3g}, cos {w.cosine:.7f}, "
-                f"{w.budget * 100:.1f}% of tolerance")
+        extra = (f", {len(self.merged)} same-grid merged" if self.merged else "") + (
+            f", {len(self.skipped)} skipped" if self.skipped else "")
+        return core.summary_line(self.precision, self._records(), self.top1_agreement, self.tolerances.top1_min,
+                                 extra=extra, label=self.label)
 
     def failure_line(self) -> str:
-        """One line naming the first breach and where it sits (for ParityError messages)."""
-        if self.passed:
-            return "no breach"
-        bad = self.failed_cases
-        if bad:
-            w = max(bad, key=lambda c: (c.budget, c.max_abs))
-            where = (f" (largest error at batch row {w.worst_row}, {w.output}[{', '.join(map(str, w.worst_index))}])"
-                     if w.worst_index else "")
-            return (f"{len(bad)}/{len(self.cases)} cases breach; worst {w.name} [{w.input} input]: "
-                    f"{'; '.join(w.failures)}{where}")
-        return (f"top-1 agreement {self.top1_agreement:.4f} over all cases is below --top1-min "
-                f"{self.tolerances.top1_min}")
+        """One line naming the worst breach and where it sits (for ParityError messages)."""
+        return core.failure_line(self._records(), self.top1_agreement, self.tolerances.top1_min)
 
     def summary_dict(self) -> dict:
         w = self.worst
@@ -185,6 +177,7 @@ class ParityReport:
             "precision": self.precision,
             "cases": len(self.cases),
             "failed": len(self.failed_cases),
+            "merged": [m.case.name for m in self.merged],
             "top1_agreement": self.top1_agreement,
             "worst": None if w is None else {"name": w.name, "input": w.input, "max_abs": w.max_abs,
                                              "cosine": w.cosine, "budget": w.budget},
@@ -205,15 +198,47 @@ class ParityReport:
             "profiles": self.profiles,
             "top1_agreement": self.top1_agreement,
             "isolated": self.isolated,
+            "reference": self.reference,
+            "artifact": self.artifact or {
+                "path": self.onnx_path, "sha256": self.onnx_sha256, "label": "ORT",
+                "runtime": "ONNX Runtime CPU" + (" (isolated child process)" if self.isolated else "")},
             "worst": None if w is None else w.to_dict(),
             "cases": [c.to_dict() for c in self.cases],
+            "merged": [m.to_dict() for m in self.merged],
+            "timing": self.timing,
+            "reference_set": self.reference_set,
+            "skipped": self.skipped,
+            "split": self.split,
             "seconds": round(self.seconds, 3),
             "versions": self.versions,
             "date": self.date,
         }
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "ParityReport":
+        """The report back from its parity*.json form (JSON nulls in float fields become NaN/inf)."""
+        def case(c: dict) -> CaseResult:
+            c = dict(c)
+            for k in ("max_abs", "mean_abs", "max_rel", "cosine", "torch_ms", "ort_ms"):
+                c[k] = float("nan") if c[k] is None else c[k]
+            c["budget"] = float("inf") if c["budget"] is None else c["budget"]
+            return CaseResult(**{k: c[k] for k in core.CASE_KEYS})
 
-def _quiet_polygraphy():
+        merged = [MergedCase(Case(m["name"], m["batch"], m["h"], m["w"], m["kind"]), m["into"], m["reason"])
+                  for m in d.get("merged") or []]
+        return cls(model=d["model"], onnx_path=d.get("onnx") or "", onnx_sha256=d.get("onnx_sha256") or "",
+                   precision=d["precision"], tolerances=Tolerances(**d["tolerances"]), profiles=list(d["profiles"]),
+                   cases=[case(c) for c in d["cases"]], top1_agreement=d["top1_agreement"], seconds=d["seconds"],
+                   versions=dict(d["versions"]), date=d["date"], isolated=bool(d.get("isolated")), merged=merged,
+                   timing=dict(d.get("timing") or {}), reference_set=d.get("reference_set"),
+                   skipped=list(d.get("skipped") or []), split=list(d.get("split") or []),
+                   label="engine parity" if (d.get("artifact") or {}).get("label") == "engine" else "parity",
+                   reference=d.get("reference") or "PyTorch eager FP32 on CPU", artifact=d.get("artifact"))
+
+
+
+def _polygraphy_backend():
+    """Polygraphy's SimpleCompareFunc / CosineSimilarityCompareFunc as the core's statistics functions."""
     from resvit_export._optional import require
 
     require("polygraphy")
@@ -223,78 +248,30 @@ def _quiet_polygraphy():
     import polygraphy.comparator as comparator
     from polygraphy.comparator.struct import IterationResult
 
-    return comparator, IterationResult
+    def stats(ref, got, atol, rtol):
+        fn = comparator.SimpleCompareFunc(atol=atol, rtol=rtol, check_error_stat="elemwise",
+                                          infinities_compare_equal=True)
+        st = fn(IterationResult({"y": ref}, runner_name="pytorch"), IterationResult({"y": got}, runner_name="artifact"))["y"]
+        return {"max_absdiff": float(st.max_absdiff), "mean_absdiff": float(st.mean_absdiff),
+                "max_reldiff": float(st.max_reldiff), "passed": bool(st)}
+
+    def cosine(a, b):
+        fn = comparator.CosineSimilarityCompareFunc(cosine_similarity_threshold=-1.0)
+        res = fn(IterationResult({"y": a}, runner_name="pytorch"), IterationResult({"y": b}, runner_name="artifact"))
+        return float(res["y"].cosine_similarity)
+
+    return stats, cosine
 
 
 def compare_outputs(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], tol: Tolerances) -> dict[str, Any]:
     """Compare one case's outputs (name -> array, same names) with Polygraphy's comparators.
 
     Returns the metrics of the output with the largest tolerance budget, plus ``failures`` (list of str).
+    The logic is ``bundle/device/parity_core.compare_outputs``; the device runs it with numpy statistics
+    that are proven equal to these.
     """
-    comparator, IterationResult = _quiet_polygraphy()
-    ref = {k: np.asarray(v, dtype=np.float32) for k, v in ref.items()}
-    got = {k: np.asarray(got[k], dtype=np.float32) for k in ref}
-    # Elementwise rule: |diff| <= atol OR rel <= rtol. A disabled (None) bound must not make the OR always true.
-    off = np.inf if tol.atol is None and tol.rtol is None else 0.0
-    simple = comparator.SimpleCompareFunc(atol=tol.atol if tol.atol is not None else off,
-                                          rtol=tol.rtol if tol.rtol is not None else off,
-                                          check_error_stat="elemwise", infinities_compare_equal=True)
-    cosine = comparator.CosineSimilarityCompareFunc(cosine_similarity_threshold=tol.cos_min)
-    stats = simple(IterationResult(ref, runner_name="pytorch"), IterationResult(got, runner_name="onnxruntime"))
-    per_output = []
-    for name in ref:
-        r, g = ref[name], got[name]
-        st = stats[name]
-        failures = []
-        if r.shape != g.shape:
-            per_output.append(dict(output=name, max_abs=float("inf"), mean_abs=float("inf"), max_rel=float("inf"),
-                                   cosine=-1.0, top1=0.0, top1_rows=0, worst_row=0, worst_index=[], budget=float("inf"),
-                                   failures=[f"output {name} shape {g.shape} != PyTorch {r.shape}"]))
-            continue
-        rows_r = r.reshape(r.shape[0], -1) if r.ndim >= 2 else r.reshape(1, -1)
-        rows_g = g.reshape(rows_r.shape)
-        cos_rows = []
-        for i in range(rows_r.shape[0]):
-            res = cosine(IterationResult({name: rows_r[i]}, runner_name="pytorch"),
-                         IterationResult({name: rows_g[i]}, runner_name="onnxruntime"))[name]
-            cos_rows.append(float(res.cosine_similarity))
-        cos = min(cos_rows)
-        diff = np.abs(r - g)
-        flat = int(np.nanargmax(diff)) if np.isfinite(diff).any() else 0
-        loc = [int(i) for i in np.unravel_index(flat, r.shape)]
-        if r.ndim == 2:
-            agree = int((r.argmax(1) == g.argmax(1)).sum())
-            top1_rows = agree
-            top1 = agree / r.shape[0]
-        else:
-            top1_rows, top1 = rows_r.shape[0], 1.0  # not a classification output
-        finite = bool(np.isfinite(g).all())
-        if not finite:
-            failures.append(f"non-finite values in ONNX Runtime output {name}")
-        if not bool(st) and (tol.atol is not None or tol.rtol is not None):
-            failures.append(f"max-abs {st.max_absdiff:.3g} exceeds atol {tol.atol} (rtol {tol.rtol})")
-        if not (cos >= tol.cos_min):
-            failures.append(f"cosine {cos:.7f} < cos-min {tol.cos_min}")
-        budgets = []
-        if tol.atol is not None or tol.rtol is not None:
-            # per element the smaller of |diff|/atol and rel/rtol (the rule above), worst element wins
-            with np.errstate(divide="ignore", invalid="ignore"):
-                use = diff / tol.atol if tol.atol else np.full(diff.shape, np.inf)
-                if tol.rtol:
-                    use = np.minimum(use, diff / (np.abs(r) * tol.rtol))
-            use = np.where(diff == 0, 0.0, use)
-            if np.isfinite(use).any():
-                budgets.append(float(np.nanmax(np.where(np.isfinite(use), use, np.nan))))
-        if tol.cos_min < 1.0:
-            budgets.append((1.0 - cos) / (1.0 - tol.cos_min))
-        budget = max(budgets) if budgets else 0.0
-        if failures:
-            budget = max(budget, 1.0 + 1e-9)
-        per_output.append(dict(output=name, max_abs=float(st.max_absdiff), mean_abs=float(st.mean_absdiff),
-                               max_rel=float(st.max_reldiff), cosine=cos, top1=top1, top1_rows=top1_rows,
-                               worst_row=loc[0] if loc else 0, worst_index=loc[1:], budget=budget,
-                               failures=failures))
-    return max(per_output, key=lambda d: (d["budget"], d["max_abs"]))
+    stats, cosine = _polygraphy_backend()
+    return core.compare_outputs(ref, got, tol, stats=stats, cosine=cosine)
 
 
 def _versions() -> dict[str, str]:
@@ -309,21 +286,27 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _torch_run(model, x: np.ndarray, warmup: int, repeats: int) -> tuple[dict[str, np.ndarray], float]:
-    import torch
+def _plan_cases(profiles, rule, extra_resolutions, batch_sizes, onnx_path, merge: bool):
+    """The matrix, with same-grid cases merged where the graph proves it checks nothing new."""
+    from .grid_proof import prove_patch_grid_input
 
-    with torch.inference_mode():
-        t = torch.from_numpy(x)
-        out = model(t)
-        for _ in range(max(warmup - 1, 0)):
-            model(t)
-        times = []
-        for _ in range(max(repeats, 1)):
-            t0 = time.perf_counter()
-            model(t)
-            times.append(time.perf_counter() - t0)
-    outs = out if isinstance(out, (tuple, list)) else (out,)
-    return [o.detach().float().numpy() for o in outs], float(min(times))
+    cases: list[Case] = resolution_matrix(profiles, rule, extra_resolutions, batch_sizes)
+    if not merge:
+        return cases, []
+    proof = prove_patch_grid_input(onnx_path, rule.patch_size)
+    if not proof.holds:
+        return cases, []
+    return merge_same_grid(cases, rule.patch_size, proof.reason)
+
+
+def _timing_note(concurrent: bool, threads: int, warm: bool) -> dict:
+    return {
+        "runs": "each compared forward ran once per side",
+        "concurrent": concurrent,
+        "threads_per_side": threads,
+        "latency": ("best compared run at the shape after its first (the warm-up)" if warm else
+                    "the first run at each shape (cold): only one input kind ran per shape"),
+    }
 
 
 def validate_onnx(
@@ -340,7 +323,8 @@ def validate_onnx(
     batch_sizes: Sequence[int] | None = None,
     seed: int = 0,
     threads: int | None = None,
-    repeats: int = 3,
+    concurrent: bool = True,
+    merge: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> ParityReport:
     """Compare ``model`` (PyTorch eager FP32, the reference) with ``onnx_path`` on ONNX Runtime CPU.
@@ -357,11 +341,13 @@ def validate_onnx(
         input_kind: 'gaussian', 'synthetic' or 'both'.
         batch_sizes: batch sizes for the batch > 1 cases (None: from the profile).
         seed: base seed for the inputs (each case derives its own stable seed).
-        threads: intra-op threads for ONNX Runtime and (during the reference runs) PyTorch; None = half the
-            cores, 1 to 4. Both sides use the same count so the latency plot compares like with like; more
-            threads than free cores makes PyTorch's OpenMP barriers spin (10-20x slower on a loaded 2-core box).
-        repeats: timed runs per case and side after one warm-up (the best is reported).
-        progress: ``progress(description, done, total)`` after each step.
+        threads: intra-op threads for each side (None: half the cores, 1 to 4). Both sides get the same count
+            so the latency columns compare like with like; more threads than free cores makes PyTorch's
+            OpenMP barriers spin (10-20x slower on a loaded 2-core box).
+        concurrent: run PyTorch and ONNX Runtime at the same time (default) or one after the other.
+        merge: drop cases whose batch and token grid another case runs, where the graph proves that checks
+            nothing new (``matrix.merge_same_grid``); the report lists them.
+        progress: ``progress(description, done, total)`` after each run.
 
     Returns:
         A ParityReport; the caller raises ParityError when ``report.passed`` is False.
@@ -374,7 +360,8 @@ def validate_onnx(
 
     from resvit_export.io import sha256_file
 
-    from .runners import onnx_io_names, run_onnx_timed
+    from .runners import onnx_io_names
+    from .sides import OnDemand, default_threads, run_both_sides, warm_latency
 
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
@@ -382,70 +369,76 @@ def validate_onnx(
     if any(k not in INPUT_KINDS for k in kinds):
         raise UsageError(f"unknown input kind {input_kind!r}; use gaussian, synthetic or both")
     tol = tolerances if tolerances is not None else default_tolerances(precision)
-    threads = threads if threads is not None else max(1, min(4, (os.cpu_count() or 2) // 2))
+    threads = threads if threads is not None else default_threads()
     profiles = [profiles] if isinstance(profiles, ResolutionProfile) else list(profiles)
     rule = model.size_rule
-    cases: list[Case] = resolution_matrix(profiles, rule, extra_resolutions, batch_sizes)
     in_names, out_names = onnx_io_names(onnx_path)
     if len(in_names) != 1:
         raise UsageError(f"{onnx_path} has inputs {in_names}; validate_onnx handles single-image-input models")
+    cases, merged = _plan_cases(profiles, rule, extra_resolutions, batch_sizes, onnx_path, merge)
     started = time.monotonic()
-    jobs = [(c, k) for c in cases for k in kinds]
-    total = 2 * len(jobs)
+    jobs = [(c, k) for c in cases for k in kinds]  # a case's kinds in a row: the first warms its shape up
+    seeds = [case_seed(f"{k}:{c.name}", seed) for c, k in jobs]
+    inputs = OnDemand(len(jobs), lambda j: make_inputs(jobs[j][1], jobs[j][0].batch, jobs[j][0].h, jobs[j][0].w,
+                                                        seeds[j]))
+    model = model.float().eval()
     done = 0
 
     def tick(desc):
         nonlocal done
         done += 1
         if progress:
-            progress(desc, done, total)
+            progress(desc, done, 2 * len(jobs))
 
-    inputs = [make_inputs(k, c.batch, c.h, c.w, case_seed(f"{k}:{c.name}", seed)) for c, k in jobs]
-    ort_errors: list = []  # a size ORT rejects is a failing case in the report, not an abort
-    ort_out, ort_s = run_onnx_timed(onnx_path, [{in_names[0]: x} for x in inputs], isolated=isolated,
-                                    threads=threads, repeats=repeats, errors=ort_errors,
-                                    progress=lambda i: tick(f"onnxruntime {jobs[i][0].name} [{jobs[i][1]}]"))
-    ort_failed = dict(ort_errors)
-    model = model.float().eval()
+    runs = run_both_sides(lambda j: model(torch.from_numpy(inputs[j])), onnx_path,
+                          OnDemand(len(jobs), lambda j: {in_names[0]: inputs[j]}), isolated=isolated,
+                          threads=threads, concurrent=concurrent, label=lambda j: f"{jobs[j][0].name} [{jobs[j][1]}]",
+                          progress=tick)
+    shapes = [(c.batch, c.h, c.w) for c, _ in jobs]
+    torch_lat, warm = warm_latency(shapes, runs.ref_s)
+    ort_lat, _ = warm_latency(shapes, runs.got_s)
     results: list[CaseResult] = []
     rows_total = rows_agree = 0
-    prev_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)  # same thread count as ORT: a fair latency comparison
-    try:
-        for j, ((case, kind), x, got, o_s) in enumerate(zip(jobs, inputs, ort_out, ort_s)):
-            ref_list, t_s = _torch_run(model, x, warmup=1, repeats=repeats)
-            ref = dict(zip(out_names, ref_list))
-            if j in ort_failed:
-                nan = float("nan")
-                m = dict(output=out_names[0], max_abs=nan, mean_abs=nan, max_rel=nan, cosine=nan, top1=0.0,
-                         top1_rows=0, worst_row=0, worst_index=[], budget=float("inf"),
-                         failures=[f"ONNX Runtime cannot run this size: {ort_failed[j].split(': ', 1)[-1]}"])
-            else:
-                m = compare_outputs(ref, got, tol)
-            rows_total += case.batch
-            rows_agree += m["top1_rows"]
-            results.append(CaseResult(
-                name=case.name, kind=case.kind, input=kind, batch=case.batch, h=case.h, w=case.w,
-                tokens=case.tokens(rule.patch_size), output=m["output"], max_abs=m["max_abs"],
-                mean_abs=m["mean_abs"], max_rel=m["max_rel"], cosine=m["cosine"], top1=m["top1"],
-                top1_rows=m["top1_rows"], worst_row=m["worst_row"], worst_index=m["worst_index"],
-                torch_ms=t_s * 1e3, ort_ms=o_s * 1e3, passed=not m["failures"], failures=m["failures"],
-                budget=m["budget"]))
-            tick(f"pytorch {case.name} [{kind}]")
-    finally:
-        torch.set_num_threads(prev_threads)
+    for j, (case, kind) in enumerate(jobs):
+        ref = dict(zip(out_names, runs.ref[j]))
+        if j in runs.ort_errors:
+            m = _ort_rejected(out_names[0], runs.ort_errors[j])
+        else:
+            m = compare_outputs(ref, runs.got[j], tol)
+        rows_total += case.batch
+        rows_agree += m["top1_rows"]
+        results.append(CaseResult(
+            name=case.name, kind=case.kind, input=kind, batch=case.batch, h=case.h, w=case.w,
+            tokens=case.tokens(rule.patch_size), output=m["output"], max_abs=m["max_abs"],
+            mean_abs=m["mean_abs"], max_rel=m["max_rel"], cosine=m["cosine"], top1=m["top1"],
+            top1_rows=m["top1_rows"], worst_row=m["worst_row"], worst_index=m["worst_index"],
+            torch_ms=torch_lat[j] * 1e3, ort_ms=ort_lat[j] * 1e3, passed=not m["failures"],
+            failures=m["failures"], budget=m["budget"]))
     report = ParityReport(
         model=getattr(model, "model_name", type(model).__name__), onnx_path=str(onnx_path),
         onnx_sha256=sha256_file(onnx_path), precision=precision, tolerances=tol,
         profiles=[str(p) for p in profiles], cases=results,
         top1_agreement=rows_agree / rows_total if rows_total else 1.0, seconds=time.monotonic() - started,
         versions=_versions(), date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        isolated=isolated)
+        isolated=isolated, merged=merged, timing=_timing_note(concurrent, threads, warm))
     if out_dir is not None:
+        from .reference import ReferenceEntry, write_reference_set
         from .report import write_reports
 
+        entries = [ReferenceEntry(c.name, c.kind, k, c.batch, c.h, c.w, c.tokens(rule.patch_size), s, x, ref)
+                   for (c, k), s, x, ref in zip(jobs, seeds, inputs, runs.ref)]
+        info = write_reference_set(out_dir, entries, model=report.model, profiles=report.profiles,
+                                   input_name=in_names[0], output_names=out_names, seed=seed, precision=precision,
+                                   tolerances=tol.to_dict(), merged=[m.to_dict() for m in merged],
+                                   torch_version=torch.__version__)
+        report.reference_set = info.to_dict()
         write_reports(report, out_dir)
     return report
+
+
+def _ort_rejected(output: str, message: str) -> dict[str, Any]:
+    """A size ONNX Runtime refused to run: a failing case in the report, not an abort."""
+    return core.not_compared(output, f"ONNX Runtime cannot run this size: {message.split(': ', 1)[-1]}")
 
 
 # --- packed NaViT ----------------------------------------------------------------------------------------
@@ -471,13 +464,14 @@ def validate_packed_navit(
     seed: int = 0,
     threads: int | None = None,
     isolated: bool = False,
-    repeats: int = 3,
+    concurrent: bool = True,
 ) -> ParityReport:
     """Compare ``models.navit.PackedNaViT`` eager with its packed ONNX on several packings.
 
     Each packing is a list of image sizes (pixels) packed by ``models.navit.pack_images`` (first-fit) into
     sequences of ``max_seq_len`` tokens (None: the largest image). The outputs are unpacked to one row per
-    image, so "worst row" names the image. Both Gaussian and synthetic pixels are used.
+    image, so "worst row" names the image. Both Gaussian and synthetic pixels are used; each compared run
+    happens once per side, both sides at once (``concurrent``), as in :func:`validate_onnx`.
 
     Args:
         model: a NaViT or PackedNaViT (the reference).
@@ -494,7 +488,8 @@ def validate_packed_navit(
     from resvit_export.io import sha256_file
     from resvit_export.models.navit import NaViT, PackedNaViT, pack_images, unpack_logits
 
-    from .runners import onnx_io_names, run_onnx_timed
+    from .runners import onnx_io_names
+    from .sides import default_threads, run_both_sides, warm_latency
 
     packed = PackedNaViT(model) if isinstance(model, NaViT) else model
     if not isinstance(packed, PackedNaViT):
@@ -502,7 +497,7 @@ def validate_packed_navit(
     packed = packed.float().eval()
     p = packed.model.cfg.patch_size
     tol = tolerances if tolerances is not None else default_tolerances(precision)
-    threads = threads if threads is not None else max(1, min(4, (os.cpu_count() or 2) // 2))
+    threads = threads if threads is not None else default_threads()
     if packings is None:
         packings = [([(gh * p + _OFF_GRID[i % 3], gw * p + _OFF_GRID[(i + 1) % 3]) for i, (gh, gw) in enumerate(s)],
                      cap) for s, cap in _PACKINGS]
@@ -515,53 +510,49 @@ def validate_packed_navit(
                     for i, (h, w) in enumerate(sizes)]
             batch = pack_images(imgs, patch_size=p, max_seq_len=cap)
             jobs.append((k, kind, sizes, batch))
+    fields = ("patches", "coords", "grid_hw", "image_ids", "image_valid")
     feeds = []
     for _, _, _, batch in jobs:
         arrays = [t.numpy() for t in batch.inputs()]
-        fields = ("patches", "coords", "grid_hw", "image_ids", "image_valid")
         feeds.append({n: arrays[fields.index(n)] for n in in_names} if set(in_names) <= set(fields)
                      else dict(zip(in_names, arrays)))
-    ort_out, ort_s = run_onnx_timed(onnx_path, feeds, isolated=isolated, threads=threads, repeats=repeats)
+    runs = run_both_sides(lambda j: packed(*jobs[j][3].inputs()), onnx_path, feeds, isolated=isolated,
+                          threads=threads, concurrent=concurrent, label=lambda j: f"packing {jobs[j][0]} [{jobs[j][1]}]")
+    shapes = [tuple(np.shape(v) for v in f.values()) for f in feeds]
+    torch_lat, warm = warm_latency(shapes, runs.ref_s)
+    ort_lat, _ = warm_latency(shapes, runs.got_s)
     results, rows_total, rows_agree = [], 0, 0
-    prev_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with torch.inference_mode():
-            for (k, kind, sizes, batch), got, o_s in zip(jobs, ort_out, ort_s):
-                ref = packed(*batch.inputs())
-                times = []
-                for _ in range(max(repeats, 1)):
-                    t0 = time.perf_counter()
-                    packed(*batch.inputs())
-                    times.append(time.perf_counter() - t0)
-                name = out_names[0]
-                r_img = unpack_logits(ref, batch).numpy()
-                g_img = unpack_logits(torch.from_numpy(np.asarray(got[name], dtype=np.float32)), batch).numpy()
-                m = compare_outputs({name: r_img}, {name: g_img}, tol)
-                # empty slots must stay exactly zero (the graph masks them)
-                empty = ~batch.image_valid.numpy()
-                if empty.any() and np.abs(np.asarray(got[name])[empty]).max() != 0:
-                    m["failures"].append("empty image slots are not zero in the ONNX output")
-                rows_total += len(sizes)
-                rows_agree += m["top1_rows"]
-                S, N = batch.patches.shape[:2]
-                hmax, wmax = max(sizes, key=lambda s: s[0] * s[1])
-                results.append(CaseResult(
-                    name=f"packed{k}-{len(sizes)}img-S{S}xN{N}", kind="packed", input=kind, batch=len(sizes),
-                    h=hmax, w=wmax, tokens=int(S * N), output=m["output"], max_abs=m["max_abs"],
-                    mean_abs=m["mean_abs"], max_rel=m["max_rel"], cosine=m["cosine"], top1=m["top1"],
-                    top1_rows=m["top1_rows"], worst_row=m["worst_row"], worst_index=m["worst_index"],
-                    torch_ms=min(times) * 1e3, ort_ms=o_s * 1e3, passed=not m["failures"], failures=m["failures"],
-                    budget=max(m["budget"], 1.0 + 1e-9) if m["failures"] else m["budget"]))
-    finally:
-        torch.set_num_threads(prev_threads)
+    name = out_names[0]
+    for j, (k, kind, sizes, batch) in enumerate(jobs):
+        r_img = unpack_logits(torch.from_numpy(runs.ref[j][0]), batch).numpy()
+        if j in runs.ort_errors:
+            m = _ort_rejected(name, runs.ort_errors[j])
+        else:
+            got = np.asarray(runs.got[j][name], dtype=np.float32)
+            g_img = unpack_logits(torch.from_numpy(got), batch).numpy()
+            m = compare_outputs({name: r_img}, {name: g_img}, tol)
+            # empty slots must stay exactly zero (the graph masks them)
+            empty = ~batch.image_valid.numpy()
+            if empty.any() and np.abs(got[empty]).max() != 0:
+                m["failures"].append("empty image slots are not zero in the ONNX output")
+        rows_total += len(sizes)
+        rows_agree += m["top1_rows"]
+        S, N = batch.patches.shape[:2]
+        hmax, wmax = max(sizes, key=lambda s: s[0] * s[1])
+        results.append(CaseResult(
+            name=f"packed{k}-{len(sizes)}img-S{S}xN{N}", kind="packed", input=kind, batch=len(sizes),
+            h=hmax, w=wmax, tokens=int(S * N), output=m["output"], max_abs=m["max_abs"],
+            mean_abs=m["mean_abs"], max_rel=m["max_rel"], cosine=m["cosine"], top1=m["top1"],
+            top1_rows=m["top1_rows"], worst_row=m["worst_row"], worst_index=m["worst_index"],
+            torch_ms=torch_lat[j] * 1e3, ort_ms=ort_lat[j] * 1e3, passed=not m["failures"],
+            failures=m["failures"], budget=max(m["budget"], 1.0 + 1e-9) if m["failures"] else m["budget"]))
     report = ParityReport(
         model=getattr(packed.model, "model_name", "navit") + " (packed)", onnx_path=str(onnx_path),
         onnx_sha256=sha256_file(onnx_path), precision="packed" if precision == "fp32" else f"packed.{precision}",
         tolerances=tol, profiles=[f"{len(packings)} packings"], cases=results,
         top1_agreement=rows_agree / rows_total if rows_total else 1.0, seconds=time.monotonic() - started,
         versions=_versions(), date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        isolated=isolated)
+        isolated=isolated, timing=_timing_note(concurrent, threads, warm))
     if out_dir is not None:
         from .report import write_reports
 

@@ -10,101 +10,28 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from resvit_export.bundle.device import parity_core as core
 from resvit_export.io import atomic_path, write_json_atomic
+from resvit_export.layout import BuildLayout
 
 __all__ = ["report_paths", "write_reports", "render_markdown", "render_junit", "plot_parity"]
 
 
-def report_paths(out_dir: str | os.PathLike, precision: str = "fp32") -> dict[str, Path]:
-    """{'json', 'md', 'png', 'junit'} -> path for a precision."""
-    suffix = "" if precision == "fp32" else f".{precision}"
-    out = Path(out_dir)
-    paths = {ext: out / f"parity{suffix}.{ext}" for ext in ("json", "md", "png")}
-    paths["junit"] = out / f"parity{suffix}.junit.xml"
-    return paths
-
-
-def _fmt(v: float, spec: str = ".2e") -> str:
-    return "-" if v is None or v != v else format(v, spec)
+def report_paths(out_dir: str | os.PathLike, precision: str = "fp32", engine: bool = False) -> dict[str, Path]:
+    """{'json', 'md', 'png', 'junit'} -> path for a precision (``engine``: the engine-parity files)."""
+    layout = BuildLayout(out_dir)
+    name = layout.engine_parity if engine else (lambda ext: layout.parity(precision, ext))
+    return {"json": name("json"), "md": name("md"), "png": name("png"), "junit": name("junit.xml")}
 
 
 def render_markdown(report) -> str:
-    """The human report: summary line, worst case, tolerances, one table row per case × input, versions."""
-    d = report.to_dict()
-    tol = report.tolerances
-    status = "PASSED" if report.passed else "FAILED"
-    lines = [
-        f"# Parity {status}: {report.model} ({report.precision})",
-        "",
-        f"**{report.summary_line()}**",
-        "",
-        f"- ONNX: `{report.onnx_path}` (sha256 `{report.onnx_sha256[:16]}…`)",
-        f"- Reference: PyTorch eager FP32 on CPU; artifact: ONNX Runtime CPU"
-        f"{' (isolated child process)' if report.isolated else ''}",
-        f"- Profiles: {', '.join(report.profiles)}",
-        f"- Tolerances ({report.precision}): atol {tol.atol}, rtol {tol.rtol} (elementwise: |diff| ≤ atol or "
-        f"rel ≤ rtol), cosine ≥ {tol.cos_min} per case, top-1 agreement ≥ {tol.top1_min} over all "
-        f"{sum(c.batch for c in report.cases)} rows (measured {report.top1_agreement:.4f})",
-        f"- Date: {report.date}; {report.seconds:.1f}s",
-        "",
-    ]
-    if not report.passed:
-        lines += [f"**Breach:** {report.failure_line()}", ""]
-    w = report.worst
-    if w is not None and not w.worst_index and w.failures:
-        lines += ["## Worst case", "", f"`{w.name}` with {w.input} input: {'; '.join(w.failures)}", ""]
-    elif w is not None:
-        lines += [
-            "## Worst case",
-            "",
-            f"`{w.name}` with {w.input} input: max-abs {w.max_abs:.3e} (mean {w.mean_abs:.3e}, max-rel "
-            f"{w.max_rel:.3e}), cosine {w.cosine:.8f}, top-1 {w.top1:.2f}; largest error at batch row "
-            f"{w.worst_row}, `{w.output}[{', '.join(map(str, w.worst_index))}]`; "
-            f"{w.budget * 100:.1f}% of the tolerance used.",
-            "",
-        ]
-    lines += [
-        "## Cases",
-        "",
-        "| case | kind | input | batch | H×W | tokens | max-abs | mean-abs | max-rel | cosine | top-1 | "
-        "worst at | torch ms | ORT ms | tol. used | result |",
-        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|---|",
-    ]
-    for c in report.cases:
-        where = f"row {c.worst_row}, [{', '.join(map(str, c.worst_index))}]"
-        result = "pass" if c.passed else "**FAIL**: " + "; ".join(c.failures)
-        lines.append(
-            f"| {c.name} | {c.kind} | {c.input} | {c.batch} | {c.h}×{c.w} | {c.tokens} | {_fmt(c.max_abs)} | "
-            f"{_fmt(c.mean_abs)} | {_fmt(c.max_rel)} | {_fmt(c.cosine, '.8f')} | {c.top1:.2f} | {where} | "
-            f"{c.torch_ms:.2f} | {_fmt(c.ort_ms, '.2f')} | {_fmt(min(c.budget, 1e6) * 100, '.1f')}% | {result} |"
-        )
-    lines += ["", "## Versions", ""]
-    lines += [f"- {k}: {v}" for k, v in d["versions"].items()]
-    return "\n".join(lines) + "\n"
+    """The human report (``bundle/device/parity_core.render_markdown``: the device renders the same)."""
+    return core.render_markdown(report.to_dict())
 
 
 def render_junit(report) -> str:
-    """JUnit XML: suite = the artifact, testcase = case × input; a breach is a <failure> with its reasons."""
-    import xml.etree.ElementTree as ET
-
-    failed = report.failed_cases
-    top1_fail = report.top1_agreement < report.tolerances.top1_min
-    suite = ET.Element("testsuite", name=f"resvit-export parity {report.model} {report.precision}",
-                       tests=str(len(report.cases) + 1), failures=str(len(failed) + int(top1_fail)),
-                       errors="0", time=f"{report.seconds:.3f}", timestamp=report.date)
-    for c in report.cases:
-        tc = ET.SubElement(suite, "testcase", classname=f"parity.{report.precision}.{c.input}", name=c.name,
-                           time=f"{(c.torch_ms + c.ort_ms) / 1e3:.4f}")
-        if not c.passed:
-            fl = ET.SubElement(tc, "failure", message="; ".join(c.failures), type="ParityError")
-            fl.text = (f"max-abs {c.max_abs:.3e}, cosine {c.cosine:.8f}, top-1 {c.top1:.2f}; largest error at "
-                       f"batch row {c.worst_row}, {c.output}[{', '.join(map(str, c.worst_index))}]")
-    tc = ET.SubElement(suite, "testcase", classname=f"parity.{report.precision}", name="top1-agreement-all-cases")
-    if top1_fail:
-        ET.SubElement(tc, "failure", type="ParityError",
-                      message=f"top-1 agreement {report.top1_agreement:.4f} < {report.tolerances.top1_min}")
-    ET.indent(suite)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    """JUnit XML: suite = the artifact, testcase = case x input (``parity_core.render_junit``)."""
+    return core.render_junit(report.to_dict())
 
 
 def plot_parity(report, path: str | os.PathLike) -> Path:
@@ -160,7 +87,7 @@ def plot_parity(report, path: str | os.PathLike) -> Path:
     ax_lat.set_xscale("log")
     ax_lat.set_yscale("log")
     ax_lat.set_xlabel("patch tokens (H/p × W/p)")
-    ax_lat.set_ylabel(f"latency, best of runs (ms, batch {b_min})")
+    ax_lat.set_ylabel(f"latency, warm compared run (ms, batch {b_min})")
     ax_lat.set_title("Latency vs resolution (CPU)")
     ax_lat.grid(True, which="both", alpha=0.3)
     ax_lat.legend(fontsize=7, loc="best")
@@ -174,9 +101,10 @@ def plot_parity(report, path: str | os.PathLike) -> Path:
     return path
 
 
-def write_reports(report, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write parity{suffix}.json, .md, .junit.xml and .png into ``out_dir``; returns their paths."""
-    paths = report_paths(out_dir, report.precision)
+def write_reports(report, out_dir: str | os.PathLike, engine: bool = False) -> dict[str, Path]:
+    """Write parity{suffix}.json, .md, .junit.xml and .png into ``out_dir`` (``engine``: parity.engine.*);
+    returns their paths."""
+    paths = report_paths(out_dir, report.precision, engine)
     write_json_atomic(paths["json"], report.to_dict())
     with atomic_path(paths["md"]) as tmp:
         tmp.write_text(render_markdown(report), encoding="utf-8")

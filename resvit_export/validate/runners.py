@@ -6,8 +6,13 @@ while loading some FP16 graphs (measured here). With ``isolated=True`` the sessi
 files; a child killed by a signal becomes an InvalidArtifactError naming the signal, the phase
 (loading/running) and the file, and the CLI survives to write its report and status.json.
 
-Every feed is timed: one warm-up run (first run at a new shape allocates), then the best of ``repeats``
-(the minimum is the estimator least disturbed by other processes on a shared CPU).
+Every feed runs once and that run is timed: its outputs are the ones compared, so the latency belongs to a
+run that was also checked. ``repeats`` > 1 adds timed re-runs (the minimum is kept: the estimator least
+disturbed by other processes on a shared CPU). Which runs count as warm is the caller's business
+(``parity`` takes a shape's latency from its second compared run).
+
+``stop`` (a ``threading.Event``) lets a caller that runs PyTorch at the same time abandon the remaining
+feeds: the in-process loop returns after the current feed, the isolated child is killed.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -56,10 +62,11 @@ def _session(onnx_path: str, threads: int):
     return ort.InferenceSession(onnx_path, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-def _run_all(onnx_path: str, feeds_list: Sequence[dict], threads: int, warmup: int, repeats: int,
+def _run_all(onnx_path: str, feeds_list: Sequence[dict], threads: int, repeats: int,
              phase: Callable[[str], None] = lambda s: None,
              progress: Callable[[int], None] | None = None,
-             errors: list | None = None) -> tuple[list[dict], list[float]]:
+             errors: list | None = None,
+             stop: threading.Event | None = None) -> tuple[list[dict], list[float]]:
     """The shared body of the in-process and the child runner. With ``errors`` (a list), a feed that fails
     is recorded there as (index, message) and yields ``{}`` / NaN instead of raising."""
     phase("loading")
@@ -73,14 +80,15 @@ def _run_all(onnx_path: str, feeds_list: Sequence[dict], threads: int, warmup: i
     out_names = [o.name for o in sess.get_outputs()]
     outputs, timings = [], []
     for idx, feed in enumerate(feeds_list):
+        if stop is not None and stop.is_set():
+            break
         phase(f"running feed {idx}")
         feed = {k: (np.asarray(v).astype(in_types[k]) if in_types.get(k) is not None else v) for k, v in feed.items()}
         try:
-            res = sess.run(out_names, feed)
-            for _ in range(max(warmup - 1, 0)):
-                sess.run(out_names, feed)
-            times = []
-            for _ in range(max(repeats, 1)):
+            t0 = time.perf_counter()
+            res = sess.run(out_names, feed)  # the compared run is also the first timed one
+            times = [time.perf_counter() - t0]
+            for _ in range(repeats - 1):
                 t0 = time.perf_counter()
                 sess.run(out_names, feed)
                 times.append(time.perf_counter() - t0)
@@ -96,7 +104,7 @@ def _run_all(onnx_path: str, feeds_list: Sequence[dict], threads: int, warmup: i
                 progress(idx)
             continue
         outputs.append(dict(zip(out_names, res)))
-        timings.append(float(min(times)))  # best of N: robust to a shared, noisy CPU
+        timings.append(float(min(times)))
         if progress:
             progress(idx)
     return outputs, timings
@@ -109,26 +117,27 @@ def _first_line(err: BaseException) -> str:
 
 
 def run_onnx_timed(onnx_path: str | os.PathLike, feeds_list: Sequence[dict], isolated: bool = False,
-                   threads: int = 2, warmup: int = 1, repeats: int = 3, timeout: float | None = None,
+                   threads: int = 2, repeats: int = 1, timeout: float | None = None,
                    progress: Callable[[int], None] | None = None,
-                   errors: list | None = None) -> tuple[list[dict], list[float]]:
-    """Run every feed dict through ONNX Runtime's CPU provider.
+                   errors: list | None = None,
+                   stop: threading.Event | None = None) -> tuple[list[dict], list[float]]:
+    """Run every feed dict through ONNX Runtime's CPU provider, once each, timing the run.
 
     Args:
         onnx_path: the model file.
         feeds_list: one ``{input_name: array}`` per run; arrays are cast to the model's input dtype.
         isolated: run ORT in a child process so that a crash becomes an error instead of killing the caller.
         threads: ORT intra-op threads.
-        warmup: untimed runs per feed (the first one provides the outputs).
-        repeats: timed runs per feed; the minimum is reported.
+        repeats: timed runs per feed (>= 1); the first provides the outputs, the minimum time is reported.
         timeout: seconds for the isolated child (None: no limit).
         progress: called with the feed index after each feed (in-process: as it happens; isolated: at the end).
         errors: when a list is given, a feed that ORT rejects (e.g. a Reshape that fails at one size) is
             appended as (index, message) and gives ``{}`` and NaN seconds instead of raising. Load failures and
             crashes always raise.
+        stop: when set (by another thread), the remaining feeds are abandoned and the results are partial.
 
     Returns:
-        (outputs, seconds): per feed ``{output_name: array}`` and the median latency in seconds.
+        (outputs, seconds): per feed ``{output_name: array}`` and its run time in seconds.
 
     Raises:
         InvalidArtifactError: ORT cannot load or run the model, or crashed (isolated).
@@ -137,8 +146,8 @@ def run_onnx_timed(onnx_path: str | os.PathLike, feeds_list: Sequence[dict], iso
     if not Path(path).is_file():
         raise InvalidArtifactError(f"ONNX file {path} does not exist; run `resvit-export export` first")
     if not isolated:
-        return _run_all(path, feeds_list, threads, warmup, repeats, progress=progress, errors=errors)
-    outputs, timings = _run_isolated(path, feeds_list, threads, warmup, repeats, timeout, errors)
+        return _run_all(path, feeds_list, threads, repeats, progress=progress, errors=errors, stop=stop)
+    outputs, timings = _run_isolated(path, feeds_list, threads, repeats, timeout, errors, stop)
     if progress:
         for i in range(len(outputs)):
             progress(i)
@@ -148,40 +157,53 @@ def run_onnx_timed(onnx_path: str | os.PathLike, feeds_list: Sequence[dict], iso
 def run_onnx(onnx_path: str | os.PathLike, feeds_list: Sequence[dict], isolated: bool = False,
              threads: int = 2) -> list[dict]:
     """Outputs only; see :func:`run_onnx_timed`."""
-    return run_onnx_timed(onnx_path, feeds_list, isolated=isolated, threads=threads, repeats=1)[0]
+    return run_onnx_timed(onnx_path, feeds_list, isolated=isolated, threads=threads)[0]
 
 
 # --- isolated child -------------------------------------------------------------------------------
 
 
-def _child_command(path: str, in_npz: Path, out_npz: Path, phase_file: Path, threads: int, warmup: int,
+def _child_command(path: str, in_npz: Path, out_npz: Path, phase_file: Path, threads: int,
                    repeats: int) -> list[str]:
     return [sys.executable, "-m", "resvit_export.validate.runners", "--child", path, str(in_npz), str(out_npz),
-            str(phase_file), str(threads), str(warmup), str(repeats)]
+            str(phase_file), str(threads), str(repeats)]
 
 
-def _run_isolated(path, feeds_list, threads, warmup, repeats, timeout, errors=None):
+def _wait_for_child(proc: subprocess.Popen, path: str, phase_file: Path, timeout: float | None,
+                    stop: threading.Event | None) -> str | None:
+    """The child's stderr once it exits; None when ``stop`` was set (the child is killed)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        try:
+            return proc.communicate(timeout=0.25)[1].decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            cancelled = stop is not None and stop.is_set()
+            if cancelled or (deadline is not None and time.monotonic() > deadline):
+                proc.kill()
+                proc.communicate()
+                if cancelled:
+                    return None
+                raise InvalidArtifactError(
+                    f"ONNX Runtime did not finish {path} within {timeout:.0f}s ({_phase(phase_file)}); "
+                    f"the model may hang at this shape"
+                ) from None
+
+
+def _run_isolated(path, feeds_list, threads, repeats, timeout, errors=None, stop=None):
     with tempfile.TemporaryDirectory(prefix="resvit-ort-") as tmp:
         tmp = Path(tmp)
         in_npz, out_npz, phase_file = tmp / "in.npz", tmp / "out.npz", tmp / "phase.txt"
         arrays = {f"{i}/{name}": np.asarray(v) for i, feed in enumerate(feeds_list) for name, v in feed.items()}
         np.savez(in_npz, **arrays)
         env = dict(os.environ, PYTHONFAULTHANDLER="0")
-        cmd = _child_command(path, in_npz, out_npz, phase_file, threads, warmup, repeats)
+        cmd = _child_command(path, in_npz, out_npz, phase_file, threads, repeats)
         if errors is not None:
             cmd.append("--keep-going")
-        proc = subprocess.Popen(cmd,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-        try:
-            _, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            raise InvalidArtifactError(
-                f"ONNX Runtime did not finish {path} within {timeout:.0f}s ({_phase(phase_file)}); "
-                f"the model may hang at this shape"
-            ) from None
-        _raise_for_child(proc.returncode, err.decode(errors="replace"), path, _phase(phase_file))
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        err = _wait_for_child(proc, path, phase_file, timeout, stop)
+        if err is None:
+            return [], []
+        _raise_for_child(proc.returncode, err, path, _phase(phase_file))
         with np.load(out_npz) as data:
             timings = [float(t) for t in data[_TIMINGS_KEY]]
             if errors is not None and _ERRORS_KEY in data.files:
@@ -230,7 +252,7 @@ def _raise_for_child(returncode: int, stderr: str, path: str, phase: str) -> Non
 
 def _child_main(argv: list[str]) -> int:
     keep_going = argv[-1] == "--keep-going"
-    path, in_npz, out_npz, phase_file, threads, warmup, repeats = argv[:7]
+    path, in_npz, out_npz, phase_file, threads, repeats = argv[:6]
     phase_path = Path(phase_file)
 
     def phase(text):
@@ -243,8 +265,7 @@ def _child_main(argv: list[str]) -> int:
             feeds.setdefault(int(idx), {})[name] = data[key]
     feeds_list = [feeds[i] for i in sorted(feeds)]
     errors: list | None = [] if keep_going else None
-    outputs, timings = _run_all(path, feeds_list, int(threads), int(warmup), int(repeats), phase=phase,
-                                errors=errors)
+    outputs, timings = _run_all(path, feeds_list, int(threads), int(repeats), phase=phase, errors=errors)
     arrays = {f"{i}/{name}": v for i, out in enumerate(outputs) for name, v in out.items()}
     arrays[_TIMINGS_KEY] = np.asarray(timings, dtype=np.float64)
     if errors:
@@ -258,7 +279,7 @@ def _child_main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":  # the isolated child: python -m resvit_export.validate.runners --child ...
-    if len(sys.argv) in (9, 10) and sys.argv[1] == "--child":
+    if len(sys.argv) in (8, 9) and sys.argv[1] == "--child":
         try:
             sys.exit(_child_main(sys.argv[2:]))
         except InvalidArtifactError as _err:

@@ -75,3 +75,29 @@ def test_several_profiles_union():
     assert {(224, 224), (448, 448), (512, 512), (1024, 1024), (1000, 600)} <= _sizes(cases)
     with pytest.raises(UsageError, match="outside"):
         resolution_matrix([a, b], RULE, extra="480x480")  # between the two profiles
+
+
+def test_same_grid_cases_merge_into_an_off_grid_case_never_dropping_corners():
+    from resvit_export.validate.matrix import merge_same_grid
+
+    cases = resolution_matrix(parse_profile("224-1792"), RULE)
+    kept, merged = merge_same_grid(cases, 16, "proof text")
+    # 1776x1776 and 1791x1783 both run the 111x111 grid at batch 1: the aligned edge case goes
+    assert [(m.case.name, m.into) for m in merged] == [("edge-1776x1776-b1", "offgrid-1791x1783-b1")]
+    assert "111x111 token grid" in merged[0].reason and merged[0].reason.endswith("proof text")
+    # min 224x224 shares its 14x14 grid with offgrid 225x239 but is a profile corner: both stay
+    names = {c.name for c in kept}
+    assert {"min-224x224-b1", "offgrid-225x239-b1", "min-224x224-b2", "offgrid-225x239-b2"} <= names
+    assert [c for c in cases if c.name in names] == kept  # order kept
+    assert len(kept) + len(merged) == len(cases)
+
+
+def test_a_user_size_on_a_shared_grid_covers_the_others():
+    from resvit_export.validate.matrix import merge_same_grid
+
+    cases = resolution_matrix(parse_profile("224-1792"), RULE, extra="1785x1780")
+    kept, merged = merge_same_grid(cases, 16, "p")
+    # the user's own off-grid size checks the floor rule already, so neither matrix case is needed
+    assert {(m.case.name, m.into) for m in merged} == {("edge-1776x1776-b1", "user-1785x1780-b1"),
+                                                       ("offgrid-1791x1783-b1", "user-1785x1780-b1")}
+    assert "user-1785x1780-b1" in {c.name for c in kept}

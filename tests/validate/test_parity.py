@@ -48,12 +48,26 @@ def deit(tmp_path_factory):
 def test_correct_export_passes(deit):
     model, good, _, d = deit
     out = d / "reports"
-    report = validate_onnx(model, good, [PROFILE], extra_resolutions="97x113", out_dir=out)
+    forwards = []
+    hook = model.register_forward_hook(lambda m, args, y: forwards.append(tuple(args[0].shape)))
+    try:
+        report = validate_onnx(model, good, [PROFILE], extra_resolutions="97x113", out_dir=out)
+    finally:
+        hook.remove()
     assert report.passed and bool(report)
     names = {c.name for c in report.cases}
     assert "user-97x113-b1" in names and "aspect-32x128-b2" in names
     assert {c.input for c in report.cases} == {"gaussian", "synthetic"}
     assert len(report.cases) == 2 * len(names)
+    # one reference forward per compared case x input, nothing else (no warm-up or timing re-runs)
+    assert sorted(forwards) == sorted((c.batch, 3, c.h, c.w) for c in report.cases)
+    # the graph proves the grid property, so the aligned edge case one patch below max is covered off-grid
+    assert [(m.case.name, m.into) for m in report.merged] == [("edge-112x112-b1", "offgrid-127x119-b1")]
+    assert "edge-112x112-b1" not in names and "1 same-grid merged" in report.summary_line()
+    assert report.timing["concurrent"] is True and report.timing["latency"].startswith("best compared run")
+    md = (out / "parity.md").read_text()
+    assert "## Merged cases" in md and "| edge-112x112-b1 | 112×112 | 1 | offgrid-127x119-b1 |" in md
+    assert 'skipped message="merged into offgrid-127x119-b1' in (out / "parity.junit.xml").read_text()
     for c in report.cases:
         assert c.max_abs < 1e-5 and c.cosine > 0.999999 and c.top1 == 1.0
         assert c.torch_ms > 0 and c.ort_ms > 0 and c.tokens == (c.h // 16) * (c.w // 16)
@@ -134,7 +148,7 @@ def test_other_test_models_pass(tmp_path, name):
     model = create_model(name)
     onnx_path = export_test_onnx(model, tmp_path / f"{name}.onnx")
     prof = parse_profile("32-96")
-    report = validate_onnx(model, onnx_path, [prof], input_kind="synthetic", repeats=1)
+    report = validate_onnx(model, onnx_path, [prof], input_kind="synthetic")
     assert report.passed, report.failure_line()
 
 
@@ -159,13 +173,13 @@ def test_packed_navit_parity(tmp_path):
     from resvit_export.validate.parity import validate_packed_navit
 
     model, onnx_path = _export_packed(tmp_path / "packed.onnx")
-    report = validate_packed_navit(model, onnx_path, out_dir=tmp_path, repeats=1)
+    report = validate_packed_navit(model, onnx_path, out_dir=tmp_path)
     assert report.passed, report.failure_line()
     assert len(report.cases) == 8 and {c.kind for c in report.cases} == {"packed"}
     assert any(c.name.startswith("packed2-5img-S") for c in report.cases)  # several images per sequence
     assert (tmp_path / "parity.packed.md").is_file() and (tmp_path / "parity.packed.png").is_file()
     # the same ONNX against a reference with other weights: every packing breaches
-    wrong = validate_packed_navit(create_model("navit_test", seed=1), onnx_path, repeats=1,
+    wrong = validate_packed_navit(create_model("navit_test", seed=1), onnx_path,
                                   packings=[([(40, 72), (64, 33)], None)])
     assert not wrong.passed and wrong.worst.worst_row in (0, 1)
 
@@ -192,3 +206,27 @@ def test_sizes_onnx_runtime_rejects_are_failing_cases_not_an_abort(deit):
     data = json.loads((d / "pinned" / "parity.json").read_text())  # strict JSON (no NaN/Infinity)
     assert data["passed"] is False
     assert "cannot run this size" in (d / "pinned" / "parity.md").read_text()
+
+
+def test_the_merge_proof_holds_on_the_artifact(deit):
+    """What merging relies on, checked on the real export: an off-grid input gives the output of its crop."""
+    from resvit_export.validate.grid_proof import prove_patch_grid_input
+    from resvit_export.validate.runners import run_onnx
+
+    _, good, _, _ = deit
+    assert prove_patch_grid_input(good, 16).holds
+    x = np.random.default_rng(3).standard_normal((1, 3, 127, 119)).astype(np.float32)
+    off, crop = run_onnx(good, [{"pixels": x}, {"pixels": np.ascontiguousarray(x[..., :112, :112])}])
+    np.testing.assert_allclose(off["logits"], crop["logits"], rtol=0, atol=1e-6)
+
+
+def test_sequential_and_unmerged_runs_give_the_same_verdicts(deit):
+    model, good, _, _ = deit
+    prof = parse_profile("32-64")
+    a = validate_onnx(model, good, [prof], input_kind="synthetic")
+    b = validate_onnx(model, good, [prof], input_kind="synthetic", concurrent=False, merge=False)
+    assert a.timing["latency"].startswith("the first run")  # one kind: each shape ran once (cold)
+    by_name = {c.name: c for c in b.cases}
+    assert {c.name for c in a.cases} | {m.case.name for m in a.merged} == set(by_name) and not b.merged
+    for c in a.cases:
+        assert c.max_abs == by_name[c.name].max_abs and c.passed == by_name[c.name].passed
