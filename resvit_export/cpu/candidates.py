@@ -6,6 +6,7 @@
 | ``raw-export`` | the dynamo export before the TensorRT rewrites | ``resize_antialias`` turns ORT's antialiased Resize into its slower plain cubic one |
 | ``ort-extended`` | ORT's own EXTENDED-level graph, saved (its offline mode) | fusions baked in; ORT applies its layout (ALL-level) passes at load as usual |
 | ``ort-transformers`` | ``onnxruntime.transformers.optimizer`` (model type ``vit``) | SkipLayerNorm/BiasGelu/attention fusions written into the file |
+| ``ort-mha`` | the TensorRT graph with attention fused to ORT's MultiHeadAttention (``fuse_attention.py``) | flash attention: no N² score matrix at large sizes |
 
 The ALL level is not saved: ORT's graph-optimisation guide says offline optimisation must run with the options
 and hardware the model will run on, and the layout passes rewrite for this CPU's vector width
@@ -23,9 +24,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Candidate", "fp32_candidates", "CANDIDATE_NAMES"]
+__all__ = ["Candidate", "fp32_candidates", "CANDIDATE_NAMES", "QUANTIZABLE"]
 
-CANDIDATE_NAMES = ("tensorrt-graph", "raw-export", "ort-extended", "ort-transformers")
+CANDIDATE_NAMES = ("tensorrt-graph", "raw-export", "ort-extended", "ort-transformers", "ort-mha")
+# Graphs of standard ops plus at most MultiHeadAttention: ORT's quantisers find every MatMul in them (the EXTENDED
+# and transformer-optimised graphs hide matmuls in FusedMatMul/Attention nodes the quantisers skip).
+QUANTIZABLE = ("tensorrt-graph", "raw-export", "ort-mha")
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,15 @@ def _ort_transformers(src: Path, dst: Path, num_heads: int, hidden_size: int) ->
     return Candidate("ort-transformers", dst, "fused " + ", ".join(f"{v} {k}" for k, v in sorted(fused.items())))
 
 
+def _ort_mha(src: Path, dst: Path, num_heads: int) -> Candidate:
+    from .fuse_attention import fuse_attention
+
+    n = fuse_attention(src, dst, num_heads or None)
+    if not n:
+        return Candidate("ort-mha", None, "no attention matched the MatMul-Softmax-MatMul pattern")
+    return Candidate("ort-mha", dst, f"{n} attention(s) fused to com.microsoft.MultiHeadAttention")
+
+
 def fp32_candidates(deploy_onnx: str | os.PathLike, workdir: str | os.PathLike, *,
                     raw_onnx: str | os.PathLike | None = None, num_heads: int = 0,
                     hidden_size: int = 0) -> list[Candidate]:
@@ -80,6 +93,7 @@ def fp32_candidates(deploy_onnx: str | os.PathLike, workdir: str | os.PathLike, 
                        lambda: _ort_transformers(deploy, work / "cpu.ort_transformers.onnx", num_heads, hidden_size)))
     else:
         out.append(Candidate("ort-transformers", None, "model widths unknown"))
+    makers.append(("ort-mha", lambda: _ort_mha(deploy, work / "cpu.ort_mha.onnx", num_heads)))
     for name, make in makers:
         try:
             out.append(make())

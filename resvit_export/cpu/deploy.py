@@ -1,7 +1,7 @@
 """Make the CPU deployment graphs of a build: the fastest fp32 graph and the fastest INT8 graph, both measured.
 
-    TensorRT graph (+ raw export) --candidates--> timed vs PyTorch-checked --> model.cpu.onnx
-                                  --quantize (dynamic | static QDQ | static QOperator)--> timed --> model.cpu.int8.onnx
+    TensorRT graph (+ raw export) --candidates--> checked against PyTorch, timed --> model.cpu.onnx
+      fastest quantisable candidate --quantize (dynamic | static QDQ | static QOperator)--> timed --> model.cpu.int8.onnx
 
 Both choices are made on the machine that runs the build, at probe sizes from the profile (capped: see
 ``PROBE_CAP``), and every graph must first match PyTorch eager on builtin photos at the precision's parity
@@ -77,7 +77,7 @@ def make_cpu_graphs(model, deploy_onnx: str | os.PathLike, out_fp32: str | os.Pa
     from resvit_export.data.photos import builtin_photos, photo_inputs
     from resvit_export.validate.parity import default_tolerances
 
-    from .candidates import fp32_candidates
+    from .candidates import QUANTIZABLE, fp32_candidates
     from .int8 import INT8_FORMS, quantize_cpu
     from .select import select_fastest
 
@@ -103,7 +103,11 @@ def make_cpu_graphs(model, deploy_onnx: str | os.PathLike, out_fp32: str | os.Pa
                                   rounds=rounds, also_time={"pytorch-eager": reference})
             fp32_path = _copy(fp32.winner.path, Path(out_fp32))
             int8 = int8_path = None
-            source = fp32.winner if fp32.winner.name in ("tensorrt-graph", "raw-export") else fp32.rows[0]
+            # quantise the fastest graph whose matmuls the quantisers can see
+            quantizable = [r for r in fp32.rows if r.passed and r.name in QUANTIZABLE]
+            if not quantizable:
+                raise ValueError(f"no quantisable fp32 graph ({', '.join(QUANTIZABLE)}) passed parity")
+            source = min(quantizable, key=lambda r: r.geo_relative)
             if out_int8 is not None:
                 if calibration is None:
                     lo = min(min(p.min) for p in profiles)

@@ -73,3 +73,40 @@ def if_matmul(path, k: int = 8, n: int = 16):
                                         oh.make_tensor_value_info("x", TP.FLOAT, ["m", k])],
                           [oh.make_tensor_value_info("y", TP.FLOAT, ["m", n])], initializer=[w, pads])
     return _save(graph, path)
+
+
+def attention(path, heads: int = 2, dim: int = 8, scale_after: float | None = None, bias: bool = False):
+    """x [b, n, heads*dim] -> q, k, v projections -> explicit attention as the dynamo export writes it -> [b, n, C].
+
+    ``scale_after``: a scalar Mul between the scores MatMul and Softmax (else the scale is pre-folded into q);
+    ``bias``: an Add of a constant to the scores (a pattern the fusion must leave alone).
+    """
+    rng = np.random.default_rng(0)
+    c = heads * dim
+    inits = [numpy_helper.from_array((rng.standard_normal((c, c)) / np.sqrt(c)).astype(np.float32), f"w{t}")
+             for t in "qkv"]
+    inits += [numpy_helper.from_array(np.array([0, 0, heads, dim], np.int64), "split_heads"),
+              numpy_helper.from_array(np.array([0, 0, c], np.int64), "merge_heads")]
+    nodes = []
+    for t in "qkv":
+        nodes += [oh.make_node("MatMul", ["x", f"w{t}"], [f"{t}2"]),
+                  oh.make_node("Reshape", [f"{t}2", "split_heads"], [f"{t}4"]),
+                  oh.make_node("Transpose", [f"{t}4"], [f"{t}h"], perm=[0, 2, 1, 3])]
+    nodes.append(oh.make_node("Transpose", ["kh"], ["kt"], perm=[0, 1, 3, 2]))
+    nodes.append(oh.make_node("MatMul", ["qh", "kt"], ["scores0"]))
+    cur = "scores0"
+    if scale_after is not None:
+        inits.append(numpy_helper.from_array(np.array(scale_after, np.float32), "s"))
+        nodes.append(oh.make_node("Mul", [cur, "s"], ["scores1"]))
+        cur = "scores1"
+    if bias:
+        inits.append(numpy_helper.from_array(np.float32(0.5) * np.ones((1, 1, 1, 1), np.float32), "b"))
+        nodes.append(oh.make_node("Add", [cur, "b"], ["scores2"]))
+        cur = "scores2"
+    nodes += [oh.make_node("Softmax", [cur], ["probs"], axis=-1),
+              oh.make_node("MatMul", ["probs", "vh"], ["ctx"]),
+              oh.make_node("Transpose", ["ctx"], ["ctx_t"], perm=[0, 2, 1, 3]),
+              oh.make_node("Reshape", ["ctx_t", "merge_heads"], ["y"])]
+    graph = oh.make_graph(nodes, "attn", [oh.make_tensor_value_info("x", TP.FLOAT, ["b", "n", c])],
+                          [oh.make_tensor_value_info("y", TP.FLOAT, ["b", "n", c])], initializer=inits)
+    return _save(graph, path)
