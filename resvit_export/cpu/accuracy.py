@@ -12,10 +12,34 @@ import os
 from dataclasses import dataclass, field
 from typing import Sequence
 
-__all__ = ["Agreement", "heldout_int8_agreement", "AGREEMENT_MIN"]
+__all__ = ["Agreement", "heldout_int8_agreement", "reference_run_of", "AGREEMENT_MIN", "HELDOUT_SIZES", "HELDOUT_N"]
 
 # Issue 11: INT8 on CPU must pick PyTorch fp32's class on >= 99 % of held-out images, at every size.
 AGREEMENT_MIN = 0.99
+# Build-time check: held-out scenes per size (binomial standard error of a 0.99 agreement: 0.7 points at 200) at
+# the profile's ends and middle, capped where the reference models stop being cheap to run in eager.
+HELDOUT_N = 200
+HELDOUT_SIZES = ((224, 224), (448, 448), (896, 896))
+
+
+def reference_run_of(model_name: str, weights: str | os.PathLike | None) -> str | None:
+    """The trained reference run whose weights file ``weights`` is (same model, same sha256), else None."""
+    if weights is None:
+        return None
+    try:
+        from resvit_export.errors import CheckpointError
+        from resvit_export.io import sha256_file
+        from resvit_export.reference.checkpoints import RUNS, load_record, model_of
+    except ImportError:  # a wheel without the reference package
+        return None
+    digest = sha256_file(weights)
+    for run in RUNS:
+        try:
+            if model_of(run) == model_name and load_record(run).get("sha256") == digest:
+                return run
+        except CheckpointError:
+            continue
+    return None
 
 
 @dataclass

@@ -25,7 +25,7 @@ from resvit_export.io import atomic_path
 
 from .select import Selection
 
-__all__ = ["CpuGraphs", "make_cpu_graphs", "probe_sizes", "PROBE_CAP", "CALIB_CAP"]
+__all__ = ["CpuGraphs", "CpuDeployment", "make_cpu_graphs", "deploy_cpu", "probe_sizes", "PROBE_CAP", "CALIB_CAP"]
 
 # Probe sizes stop here: one S-size DeiT forward at 1792 px takes ~25 s on 2 cores, and graph-vs-graph ratios at
 # 896 px already sit in the regime where the matmuls dominate. The benchmarks measure the whole range.
@@ -122,3 +122,67 @@ def make_cpu_graphs(model, deploy_onnx: str | os.PathLike, out_fp32: str | os.Pa
             return CpuGraphs(fp32, int8, fp32_path, int8_path, source.name)
     finally:
         torch.set_num_threads(saved_threads)
+
+
+@dataclass
+class CpuDeployment:
+    """The CPU graphs of a build, proven: the parity matrix on both, held-out agreement where weights are trained."""
+
+    graphs: CpuGraphs
+    parity: dict[str, dict]  # "fp32" / "int8" -> ParityReport.summary_dict()
+    agreement: object | None = None  # accuracy.Agreement on the trained reference weights, else None
+
+    def to_dict(self) -> dict:
+        return {**self.graphs.to_dict(), "parity": self.parity,
+                "int8_heldout_agreement": self.agreement.to_dict() if self.agreement is not None else
+                "not measured: the weights are not a trained reference run (random-weight agreement means nothing)"}
+
+    def summary_line(self) -> str:
+        fp32, int8 = self.graphs.fp32, self.graphs.int8
+        line = f"fp32 {fp32.winner.name} (geo {fp32.winner.geo_relative:.2f}x the TensorRT graph)"
+        if int8 is not None:
+            worst = max(int8.winner_vs("pytorch-eager").values())
+            line += f"; int8 {int8.winner.name} (<= {worst:.2f}x eager's time at the probe sizes)"
+        if self.agreement is not None:
+            line += f"; held-out top-1 agreement {self.agreement.worst:.3f}"
+        return line
+
+
+def deploy_cpu(model, layout, profiles: Sequence, *, deploy_onnx: str | os.PathLike,
+               raw_onnx: str | os.PathLike | None = None, int8: bool = True, seed: int = 0,
+               extra_resolutions: Sequence = (), heldout: tuple[Sequence[tuple[int, int]], int] | None = None,
+               threads: int = 2) -> CpuDeployment:
+    """Make the CPU graphs into ``layout.cpu_dir`` and prove them: the parity matrix (fp32 and int8 tolerances,
+    reports in the same folder) and, with ``heldout=(sizes, n)``, INT8 top-1 agreement on held-out scenes.
+
+    Raises ParityError (exit 3) when either graph breaches its tolerances or the agreement is below 0.99.
+    """
+    from resvit_export.errors import ParityError
+    from resvit_export.io import write_json_atomic
+    from resvit_export.validate.parity import validate_onnx
+
+    layout.cpu_dir.mkdir(parents=True, exist_ok=True)
+    graphs = make_cpu_graphs(model, deploy_onnx, layout.cpu_onnx("fp32"), layout.cpu_onnx("int8") if int8 else None,
+                             profiles, raw_onnx=raw_onnx, threads=threads)
+    parity, agreement = {}, None
+    result = CpuDeployment(graphs, parity)
+    for precision, path in (("fp32", graphs.fp32_path), ("int8", graphs.int8_path)):
+        if path is None:
+            continue
+        report = validate_onnx(model, path, profiles, precision=precision, seed=seed,
+                               extra_resolutions=extra_resolutions, out_dir=layout.cpu_dir, isolated=True)
+        parity[precision] = report.summary_dict()
+        if not report.passed:
+            write_json_atomic(layout.cpu_report, result.to_dict())
+            raise ParityError(f"CPU {precision} graph ({layout.rel(path)}) parity FAILED: {report.failure_line()}")
+    if heldout is not None and graphs.int8_path is not None:
+        from .accuracy import heldout_int8_agreement
+
+        sizes, n = heldout
+        agreement = result.agreement = heldout_int8_agreement(model, graphs.int8_path, sizes, n, threads=threads)
+        if not agreement.passed:
+            write_json_atomic(layout.cpu_report, result.to_dict())
+            raise ParityError(f"CPU int8 graph agrees with PyTorch fp32 on {agreement.worst:.3f} of held-out images "
+                              f"(< {agreement.minimum}); see {layout.rel(layout.cpu_report)}")
+    write_json_atomic(layout.cpu_report, result.to_dict())
+    return result

@@ -36,7 +36,7 @@ class Measured:
         return self.path is not None and bool(self.parity) and not any(p["failures"] for p in self.parity.values())
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "path": str(self.path) if self.path else None, "note": self.note,
+        return {"name": self.name, "file": self.path.name if self.path else None, "note": self.note,
                 "parity_passed": self.passed,
                 "parity": {k: {"max_abs": v["max_abs"], "cosine": v["cosine"], "top1": v["top1"],
                                "failures": v["failures"]} for k, v in self.parity.items()},
@@ -85,7 +85,16 @@ def select_fastest(graphs: Sequence, reference: Callable[[np.ndarray], np.ndarra
     from .timing import interleaved
 
     rows = [Measured(g.name, g.path, g.note) for g in graphs]
-    sessions = {r.name: cpu_session(r.path, threads) for r in rows if r.path is not None}
+    sessions = {}
+    for r in rows:
+        if r.path is None:
+            continue
+        try:
+            sessions[r.name] = cpu_session(r.path, threads)
+        except Exception as err:  # noqa: BLE001 - a graph ORT refuses is a finding about that candidate
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            r.note += f"; ONNX Runtime cannot load it: {first[:240]}"
+            r.path = None
     feeds = {hw: inputs(*hw) for hw in probe_sizes}
     for hw, x in feeds.items():
         ref = {"logits": reference(x)}

@@ -57,6 +57,16 @@ def test_an_equal_graph_does_not_replace_the_baseline(graphs):
     assert sel.winner.name == "plain"
 
 
+def test_a_graph_ort_cannot_load_is_reported_not_fatal(graphs, tmp_path):
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx file")
+    sel = select_fastest([_g("plain", graphs["plain"]), _g("broken", broken)], _reference(graphs["plain"]), _inputs,
+                         SIZES, default_tolerances("fp32"), threads=1, rounds=1)
+    rows = {r.name: r for r in sel.rows}
+    assert sel.winner.name == "plain" and not rows["broken"].passed
+    assert "ONNX Runtime cannot load it" in rows["broken"].note
+
+
 def test_no_graph_matching_is_an_error(graphs):
     with pytest.raises(ValueError, match="no graph matches PyTorch"):
         select_fastest([_g("wrong", graphs["wrong"]), _g("missing", None)], _reference(graphs["plain"]), _inputs,
