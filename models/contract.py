@@ -13,7 +13,7 @@ the same pieces, and ``check_contract`` names the first one it lacks.
 | ``input_names`` / ``output_names`` | ``tuple[str, ...]`` | export, runners | ONNX binding names: ``("pixels",)`` and ``("logits",)`` |
 | ``deploy_spec()`` | ``DeploySpec`` | plan, memory, FLOPs | widths, depth, heads, and the token rule: tokens as a function of H, W for the stem and the backbone, class tokens, stem kind |
 | config | ``ViTConfig`` subclass | registry, ``--set`` | common fields and invariants (ConfigError on a bad value, before any work) |
-| ``config.deploy_overrides(max_side)`` | ``dict`` | build, export | overrides fitted to the requested profiles (``fit_to_profiles``): ``max_side`` drops to the largest profile side, which for ViTAR also fixes the ATM stage count |
+| ``config.deploy_overrides(max_side, runtime_if=)`` | ``dict`` | build, export | overrides fitted to the requested profiles (``fit_to_profiles``): ``max_side`` drops to the largest profile side, which for ViTAR also fixes the ATM stage count; ``runtime_if`` (all targets run an If with run-time branch shapes) lets ViTAR skip idle ATM stages |
 
 The family string has one owner, the registry (``register_model(name, family, ...)``); ``create_model``
 stamps ``model_name`` and ``family`` on the instance.
@@ -71,11 +71,13 @@ class ViTConfig:
         """Pixels per token side on the input (the floor rule's unit); a pooling stem overrides it."""
         return self.patch_size
 
-    def deploy_overrides(self, profile_max_side: int) -> dict[str, Any]:
+    def deploy_overrides(self, profile_max_side: int, *, runtime_if: bool = False) -> dict[str, Any]:
         """Overrides fitted to the largest side any requested profile allows.
 
         ``max_side`` is only ever lowered (a profile beyond the model's own maximum must still fail its size
         check). For most families that only tightens the size check; ViTAR derives its ATM stage count from it.
+        ``runtime_if``: every deployment target runs an ONNX ``If`` whose branches have run-time shapes, so a
+        family may put size-dependent work behind one (ViTAR gates its ATM stages); unused by the others.
         """
         return {"max_side": min(self.max_side, profile_max_side)}
 
@@ -191,13 +193,16 @@ def deploy_spec_of(model: Any) -> DeploySpec:
     return spec
 
 
-def fit_to_profiles(model_name: str, profiles: Sequence, overrides: dict[str, Any]) -> dict[str, Any]:
+def fit_to_profiles(model_name: str, profiles: Sequence, overrides: dict[str, Any], *,
+                    runtime_if: bool = False) -> dict[str, Any]:
     """``overrides`` plus the config's deploy-time overrides fitted to ``profiles``; the user's values win.
 
     ``profiles`` are ``ResolutionProfile``s (anything with a ``max`` (h, w) pair). Example: vitar_s with
     ``--profile 224-640`` gets ``max_side=640``, so its graph runs 2 ATM stages instead of 5: the stages
     beyond what the profile needs are exact identities with shared weights, so outputs over the profile are
     bit-identical and the model is cheaper (vitar_s at 224 px: 14.4 GFLOPs with 5 stages, 11.2 with 2).
+    ``runtime_if=True`` (every target accepts an If with run-time branch shapes, ``graph.rules.accepts_runtime_if``)
+    also lets ViTAR skip the stages an input does not need (``atm_gate``): 9.2 GFLOPs at 224 px.
     """
     from .registry import get_entry
 
@@ -205,7 +210,7 @@ def fit_to_profiles(model_name: str, profiles: Sequence, overrides: dict[str, An
     if not profiles:
         return out
     config = get_entry(model_name).config
-    fitted = config.deploy_overrides(max(max(p.max) for p in profiles))
+    fitted = config.deploy_overrides(max(max(p.max) for p in profiles), runtime_if=runtime_if)
     for key, value in fitted.items():
         out.setdefault(key, value)
     return out

@@ -56,6 +56,14 @@ Design choices where the paper is silent (README material):
   the cell structure of the ATM).
 - Cost of the fixed-K design: identity stages still compute attention + FFN over <= G² cells (wasted work,
   at most K-1 small passes; at 224 px all K stages are identity).
+
+Gated stages (``atm_gate=True``, for runtimes whose If may carry run-time shapes: ONNX Runtime, TensorRT >= 10.11):
+each stage's attention + FFN sits in ``torch.cond(merges, ...)``, which the dynamo exporter writes as an ONNX ``If``
+whose condition is shape arithmetic ("this stage's output grid is smaller than its input"). A stage that merges
+nothing then costs a gather instead of a block (vitar_s at 224 px in a 224-1792 graph: the fitted model's FLOPs
+instead of +3 block passes). The skipped branch returns each cell's first token, which is what the always-compute
+form returns there bit for bit, so the two forms give identical outputs at every size. TensorRT before 10.11
+requires If branches of equal shape (lint rule TRT018), so JetPack 6 keeps the always-compute form (the default).
 """
 
 from __future__ import annotations
@@ -82,6 +90,7 @@ __all__ = [
     "GridAttentionBlock",
     "merge_plan",
     "merge_stage_count",
+    "merge_boundaries",
     "cell_index",
 ]
 
@@ -117,6 +126,16 @@ def merge_stage_count(max_tokens: int, grid: int = 14) -> int:
     return max(len(merge_plan(s, 1, grid)) - 1 for s in range(1, max_tokens + 1))
 
 
+def merge_boundaries(lo_tokens: int, hi_tokens: int, grid: int = 14) -> list[int]:
+    """Token sides ``s`` in [lo, hi) where one more token needs another iteration (iterations(s+1) > iterations(s)).
+
+    The sizes where a gated ATM switches a stage on; equality checks go to both sides of each
+    (``merge_boundaries(14, 112) == [14, 28, 56]``: 224|240, 448|464 and 896|912 px at patch 16).
+    """
+    iters = [len(merge_plan(s, 1, grid)) - 1 for s in range(lo_tokens, hi_tokens + 1)]
+    return [lo_tokens + i for i in range(len(iters) - 1) if iters[i + 1] != iters[i]]
+
+
 def cell_index(s, s_out, device=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Grid-padding layout of one axis: side ``s`` -> ``s_out`` cells of at most two tokens.
 
@@ -139,6 +158,9 @@ def cell_index(s, s_out, device=None) -> tuple[torch.Tensor, torch.Tensor, torch
 class ViTARConfig(ViTConfig):
     grid: int = 14  # G: ATM output side (224 px / 16)
     pos_grid: int = 14  # FPE learnable table side
+    # Skip ATM stages that merge nothing with an ONNX If (see the module docstring). Off by default: TensorRT before
+    # 10.11 (JetPack 6) rejects it. ``deploy_overrides`` turns it on when every deployment target accepts it.
+    atm_gate: bool = False
 
     def __post_init__(self):
         super().__post_init__()
@@ -149,6 +171,14 @@ class ViTARConfig(ViTConfig):
     def merge_stages(self) -> int:
         """K: fixed number of ATM stages in the graph (enough for ``max_side``)."""
         return merge_stage_count(self.max_side // self.patch_size, self.grid)
+
+    def deploy_overrides(self, profile_max_side: int, *, runtime_if: bool = False) -> dict:
+        """``max_side`` fitted to the profiles (fixes K), plus gated stages where every target runs ``If`` with
+        run-time branch shapes (``runtime_if``)."""
+        out = super().deploy_overrides(profile_max_side, runtime_if=runtime_if)
+        if runtime_if:
+            out["atm_gate"] = True
+        return out
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -229,10 +259,12 @@ class GridAttentionBlock(nn.Module):
 class AdaptiveTokenMerger(nn.Module):
     """K weight-shared merge stages; each is the identity once no axis needs merging."""
 
-    def __init__(self, dim: int, num_heads: int, grid: int, stages: int, mlp_ratio: float = 4.0):
+    def __init__(self, dim: int, num_heads: int, grid: int, stages: int, mlp_ratio: float = 4.0,
+                 gated: bool = False):
         super().__init__()
         self.grid = grid
         self.stages = stages
+        self.gated = gated
         self.block = GridAttentionBlock(dim, num_heads, mlp_ratio)
 
     def stage(self, x: torch.Tensor, k: int, h0, w0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -247,7 +279,28 @@ class AdaptiveTokenMerger(nn.Module):
         real = torch.ones_like(rv2) & torch.ones_like(cv2)  # cell's first token: always real
         valid = torch.stack([real, real & cv2, rv2 & real, rv2 & cv2], dim=-1)  # [h', w', 4], same order
         gate = (rv.any() | cv.any()).to(x.dtype)  # 1 iff some cell holds two real tokens
-        return self.block(cand, valid, gate), gate
+        if not self.gated:
+            return self.block(cand, valid, gate), gate
+        # Python bool in eager (cond runs one branch), SymBool under export (cond becomes an ONNX If).
+        merges = (nh < h) | (nw < w)
+        return self.merge_or_skip(merges, cand, valid, gate), gate
+
+    def merge_or_skip(self, merges, cand: torch.Tensor, valid: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        """The block where ``merges``, else each cell's first token (= the block's exact output there).
+
+        Both branches return the flat [B*h'*w'*C] tensor: torch.cond cannot merge the strides of a [B, h', w', C]
+        output whose sizes are Min/Max expressions ("not a simple accumulative multiplication of sizes", torch
+        2.13), and one dim has stride 1 whatever its size.
+        """
+        b, h, w, _, c = cand.shape
+
+        def merge(cand, valid, gate):
+            return self.block(cand, valid, gate).reshape(-1)
+
+        def skip(cand, valid, gate):
+            return cand[:, :, :, 0].reshape(-1)
+
+        return torch.cond(merges, merge, skip, (cand, valid, gate)).view(b, h, w, c)
 
     def side_after(self, s0, k: int):
         """Side after k iterations, closed form: min(s0, max(G, ceil(s0 / 2^k))).
@@ -279,7 +332,8 @@ class ViTAR(ResolutionFlexibleModel):
         self.cfg = cfg
         self.patch_embed = PatchEmbed(cfg.patch_size, 3, cfg.dim)
         self.fpe = FuzzyPositionalEncoding(cfg.dim, cfg.pos_grid)
-        self.atm = AdaptiveTokenMerger(cfg.dim, cfg.num_heads, cfg.grid, cfg.merge_stages, cfg.mlp_ratio)
+        self.atm = AdaptiveTokenMerger(cfg.dim, cfg.num_heads, cfg.grid, cfg.merge_stages, cfg.mlp_ratio,
+                                       gated=cfg.atm_gate)
         self.blocks = nn.ModuleList(Block(cfg.dim, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.dim, eps=1e-6)
         self.head = nn.Linear(cfg.dim, cfg.num_classes)

@@ -86,6 +86,21 @@ class BuildLayout:
         """Inputs shipped as arrays, only for a reference set written with ``ship_inputs``."""
         return self.root / "reference.inputs.npz"
 
+    # --- CPU deployment (build --target cpu): its own folder, parity reports included ----------------------
+    @property
+    def cpu_dir(self) -> Path:
+        """The CPU deployment: graphs, the selection report and their parity reports (validate writes there)."""
+        return self.root / "cpu"
+
+    def cpu_onnx(self, precision: str) -> Path:
+        """cpu/model.onnx (the fastest fp32 graph on this CPU) / cpu/model.int8.onnx."""
+        return self.cpu_dir / ("model.onnx" if precision == "fp32" else f"model.{precision}.onnx")
+
+    @property
+    def cpu_report(self) -> Path:
+        """What was tried, measured and chosen for the CPU graphs (resvit_export.cpu.deploy)."""
+        return self.cpu_dir / "cpu.json"
+
     # --- plan / engine / manifest / status -------------------------------------------------------------
     @property
     def plan(self) -> Path:

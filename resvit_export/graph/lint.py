@@ -263,6 +263,10 @@ def lint_onnx(path_or_model, target: str | TrtTarget | None = None) -> LintRepor
                     add("TRT004", name, op, f"output {a.name} rank {len(sa)} vs {b.name} rank {len(sb)}")
                 elif _shapes_differ(sa, sb):
                     add("TRT003", name, op, f"then {a.name} {list(sa)} vs else {b.name} {list(sb)}")
+            runtime = [o.name for o in (*then_g.output, *else_g.output)
+                       if (s := _shape(o)) is None or not all(isinstance(d, int) and d > 0 for d in s)]
+            if runtime and "TRT003" not in {f.rule_id for f in report.findings if f.node == name}:
+                add("TRT018", name, op, f"run-time shape(s): {', '.join(runtime[:2])}")
         elif op == "Loop":
             body = _attr(node, "body")
             n_carried = len(node.input) - 2

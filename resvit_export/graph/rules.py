@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from .trt_ops import ONNX_TRT_CHANGELOG, OPS_MD_8_5, OPS_MD_10_1, OPS_MD_10_15, OPS_MD_11_1, TRT_CHANGELOG
 
-__all__ = ["Rule", "RULES", "get_rule", "ERROR", "WARNING"]
+__all__ = ["Rule", "RULES", "get_rule", "accepts_runtime_if", "RUNTIME_IF_RULES", "ERROR", "WARNING"]
 
 ERROR = "error"
 WARNING = "warning"
@@ -128,7 +128,24 @@ RULES: tuple[Rule, ...] = (
          "make the axes an initializer or a Constant (torch: reduce over literal dims)",
          f"{OPS_MD_10_1}, {OPS_MD_10_15} and {OPS_MD_11_1} (Reduce*: '`axes` must be an initializer'); 8.5 not "
          "verified", min_trt=(10, 0)),
+    # TRT003 fires on shapes lint can see differ; this one on shapes nobody can compare before run time.
+    Rule("TRT018", ERROR, "if-runtime-shape",
+         "If with a run-time condition whose outputs have shapes computed at run time: TensorRT before 10.11 "
+         "requires the two branches' shapes to be equal, and that this parser proves run-time shapes equal was "
+         "never shown (resvit-export does not rely on it)",
+         "keep the always-compute form for this target (ViTAR: atm_gate=False, what `build` picks when a target "
+         "is older than TensorRT 10.11), or target TensorRT >= 10.11 (jetpack7, trt10, trt11)",
+         f"{_NVINFER_IF} (10.10: 'The shapes of the two tensors must be equal unless the condition is a "
+         f"build-time constant'); {_IF_FOLD}", max_trt=(10, 11)),
 )
+
+# An If whose branches have run-time shapes (ViTAR's gated ATM stages) is refused by these rules where they apply.
+RUNTIME_IF_RULES = ("TRT003", "TRT018")
+
+
+def accepts_runtime_if(trt_version: tuple[int, int]) -> bool:
+    """True when a TensorRT version parses an If whose branches have run-time (possibly different) shapes."""
+    return not any(get_rule(r).applies(trt_version) for r in RUNTIME_IF_RULES)
 
 _BY_ID = {r.id: r for r in RULES}
 

@@ -74,6 +74,15 @@ def _if(same_shape=True, same_rank=True, constant_cond=False):
     return _model([node], [_vi("cond", [], TP.BOOL)], [_vi("y", None)])
 
 
+def _if_runtime_shape():
+    """An If on a run-time condition whose branches return a tensor of run-time shape (ViTAR's gated ATM)."""
+    x = _vi("x", ["n"])
+    then_g = oh.make_graph([oh.make_node("Relu", ["x"], ["then_o"])], "then", [], [_vi("then_o", ["n"])])
+    else_g = oh.make_graph([oh.make_node("Identity", ["x"], ["else_o"])], "else", [], [_vi("else_o", ["n"])])
+    node = oh.make_node("If", ["cond"], ["y"], name="gated", then_branch=then_g, else_branch=else_g)
+    return _model([node], [_vi("cond", [], TP.BOOL), x], [_vi("y", None)])
+
+
 def _loop(shape_changes):
     body_in = [_vi("i", [], TP.INT64), _vi("c", [], TP.BOOL), _vi("acc_in", [2, 3])]
     if shape_changes:
@@ -144,6 +153,7 @@ CASES = {
     "TRT015": ("jetpack5", lambda: _resize_scales([1.0, 2.0, 2.0, 2.0]), lambda: _resize_scales([1.0, 1.0, 2.0, 2.0])),
     "TRT016": ("jetpack6", lambda: _axes_op("Unsqueeze", True), lambda: _axes_op("Unsqueeze", False)),
     "TRT017": ("trt11", lambda: _axes_op("ReduceMean", True), lambda: _axes_op("ReduceMean", False)),
+    "TRT018": ("jetpack6", _if_runtime_shape, lambda: _if()),
 }
 
 

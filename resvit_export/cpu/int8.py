@@ -1,0 +1,121 @@
+"""INT8 graphs for ONNX Runtime on CPU, made with ONNX Runtime's own quantisation tools.
+
+Unlike ``precision/int8.py`` (Q/DQ for TensorRT: symmetric int8 activations, no output quantisation), these are
+shaped for ORT's CPU kernels, which use u8 activations x s8 weights (the VNNI ``vpdpbusd`` instruction's operand
+types) and fuse DequantizeLinear -> MatMul -> QuantizeLinear into QLinearMatMul:
+
+| form | tool | activations | where the scales come from |
+|---|---|---|---|
+| ``dynamic`` | ``quantize_dynamic`` | u8, scale computed per call from the tensor | nothing to calibrate |
+| ``static-qdq`` | ``quantize_static``, QDQ | u8 asymmetric, fixed | calibration images |
+| ``static-qoperator`` | ``quantize_static``, QOperator (QLinearMatMul ...) | u8 asymmetric, fixed | calibration images |
+
+Weights are s8, symmetric, per output channel, in every form. Which form is fastest on a CPU is measured
+(``select.py``), not assumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from resvit_export.errors import GraphRewriteError, UsageError
+
+__all__ = ["INT8_FORMS", "Int8Graph", "quantize_cpu"]
+
+INT8_FORMS = ("dynamic", "static-qdq", "static-qoperator")
+# Linear layers, attention matmuls, the classifier; the patch conv is < 1 % of any model's FLOPs at 224 px and up.
+DEFAULT_OP_TYPES = ("MatMul", "Gemm")
+
+
+@dataclass(frozen=True)
+class Int8Graph:
+    form: str
+    path: Path
+    seconds: float
+    calibration: dict | None  # None for dynamic
+
+    @property
+    def name(self) -> str:
+        return f"int8-{self.form}"
+
+    @property
+    def note(self) -> str:
+        return "ORT quantize_dynamic" if self.calibration is None else \
+            f"ORT quantize_static ({self.form}), {self.calibration['images']} calibration images"
+
+
+@contextlib.contextmanager
+def _quiet():
+    """ORT's quantizer prints progress and warns about pre-processing on every call."""
+    root = logging.getLogger()
+    was, root.disabled = root.disabled, True
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        root.disabled = was
+
+
+def _reader(batches: Sequence[np.ndarray], input_name: str):
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Batches(CalibrationDataReader):
+        def __init__(self):
+            self._items = [{input_name: np.ascontiguousarray(b, dtype=np.float32)} for b in batches]
+
+        def get_next(self):
+            return self._items.pop(0) if self._items else None
+
+    return Batches()
+
+
+def quantize_cpu(src: str | os.PathLike, dst: str | os.PathLike, form: str,
+                 calibration: Sequence[np.ndarray] | None = None, *, op_types: Sequence[str] = DEFAULT_OP_TYPES,
+                 input_name: str = "pixels") -> Int8Graph:
+    """Write the ``form`` INT8 copy of the fp32 graph ``src`` to ``dst``.
+
+    ``calibration``: batches [b, 3, H, W] (any sizes; ORT's MinMax calibrator merges ranges over all of them) for
+    the static forms. Raises UsageError for an unknown form or a static form without data, GraphRewriteError when
+    ORT's quantiser fails or inserts nothing.
+    """
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quantize_dynamic,
+                                          quantize_static)
+
+    if form not in INT8_FORMS:
+        raise UsageError(f"unknown CPU INT8 form {form!r}; use one of {', '.join(INT8_FORMS)}")
+    if form != "dynamic" and not calibration:
+        raise UsageError(f"INT8 form {form} needs calibration images (the dynamic form does not)")
+    src, dst = Path(src), Path(dst)
+    started = time.monotonic()
+    try:
+        with _quiet():
+            if form == "dynamic":
+                quantize_dynamic(src, dst, op_types_to_quantize=list(op_types), per_channel=True,
+                                 weight_type=QuantType.QInt8)
+            else:
+                quantize_static(src, dst, _reader(calibration, input_name),
+                                quant_format=QuantFormat.QDQ if form == "static-qdq" else QuantFormat.QOperator,
+                                op_types_to_quantize=list(op_types), per_channel=True,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                calibrate_method=CalibrationMethod.MinMax)
+    except Exception as err:  # noqa: BLE001 - ORT raises plain exceptions
+        raise GraphRewriteError(f"ONNX Runtime could not quantize {src.name} ({form}): {err}") from err
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(dst), load_external_data=False).graph.node}
+    if not ops & {"DynamicQuantizeLinear", "QuantizeLinear", "QLinearMatMul", "MatMulInteger",
+                  "DynamicQuantizeMatMul"}:
+        raise GraphRewriteError(f"quantizing {src.name} ({form}) changed nothing (op types {list(op_types)})")
+    calib = None if form == "dynamic" else {
+        "images": int(sum(b.shape[0] for b in calibration)),
+        "sizes": sorted({f"{b.shape[2]}x{b.shape[3]}" for b in calibration}), "method": "minmax"}
+    return Int8Graph(form, dst, time.monotonic() - started, calib)
