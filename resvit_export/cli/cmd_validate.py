@@ -23,10 +23,10 @@ from .options import PROFILE, RESOLUTIONS, allow_unverified_option, compose, tol
                    "from the plan's name, model.PRECISION.plan].")
 @click.option("--engine", "engine_file", type=click.Path(path_type=Path), default=None,
               help="Check this TensorRT engine instead of an ONNX: the reference set's whole matrix runs on it "
-                   "(needs TensorRT, cuda-python and a GPU); writes parity.engine.{json,md,png,junit.xml}.")
+                   "(needs TensorRT and a GPU); writes parity.engine.{json,md,png,junit.xml}.")
 @click.option("--runner", "runner_spec", default=None, metavar="MODULE:CLASS",
-              help="With --engine: the engine runner class (default: the bundle's TensorRT runner, "
-                   "run_engine.EngineRunner); any class with the device runner interface works.")
+              help="With --engine: the engine runner class (default: resvit_export.trt.runner:EngineRunner, "
+                   "Polygraphy's TrtRunner); any class with the device runner interface works.")
 @click.option("--resolutions", type=RESOLUTIONS, default=None,
               help="Extra sizes to check, e.g. 320x1024,97x301 (must lie inside the profile).")
 @click.option("--profile", "profiles", multiple=True, type=PROFILE,
@@ -48,7 +48,7 @@ def validate(export_dir, onnx_file, precision, engine_file, runner_spec, resolut
 
     With --engine PLAN: runs DIR's reference set (PyTorch's recorded outputs) on the engine and writes
     parity.engine.* into DIR (status.json is left alone). Exit 6 for a PLAN that is not a file or a missing or
-    tampered reference set, then 7 when TensorRT or cuda-python is missing - both before any case runs.
+    tampered reference set, then 7 when TensorRT is missing - both before any case runs.
     """
     if engine_file is not None:
         _validate_engine(export_dir, engine_file, precision, runner_spec, resolutions, profiles, onnx_file,

@@ -5,9 +5,9 @@ directory's reference set, writing parity.engine.{json,md,junit.xml,png} (the PN
 a workstation dependency). The callers (``validate DIR --engine PLAN`` through :func:`validate_engine_dir`,
 the build's engine-parity step) raise ParityError (exit 3) when the returned report did not pass.
 
-Only the runner differs between a TensorRT host and the tests: ``runner=None`` opens the bundle's
-``run_engine.EngineRunner`` (TensorRT + cuda-python, the code the device runs); the tests pass ONNX Runtime
-behind the same interface.
+Only the runner differs between a TensorRT host and the tests: ``runner=None`` opens the host's
+``trt.runner.EngineRunner`` (Polygraphy's TrtRunner; the device's bundle runs ``run_engine.EngineRunner`` with
+the same interface and the same profile choice); the tests pass ONNX Runtime behind that interface.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from .parity import ParityReport
 __all__ = ["validate_engine", "validate_engine_dir", "load_reference_set", "require_engine_runtime",
            "engine_precision", "DEFAULT_RUNNER"]
 
-DEFAULT_RUNNER = "resvit_export.bundle.device.run_engine:EngineRunner"
+# The host's runner: Polygraphy's TrtRunner behind the device runner's interface (trt/runner.py; checks the
+# plan's sidecar manifest first). The device runs bundle/device/run_engine.EngineRunner (tensorrt + cuda-python).
+DEFAULT_RUNNER = "resvit_export.trt.runner:EngineRunner"
 
 
 def load_reference_set(build_dir: str | os.PathLike) -> ReferenceSet:
@@ -39,17 +41,16 @@ def load_reference_set(build_dir: str | os.PathLike) -> ReferenceSet:
 
 
 def require_engine_runtime() -> None:
-    """MissingDependencyError (exit 7) unless the engine runner's modules can be imported: TensorRT's Python
-    bindings and cuda-python (checked without importing either; a missing GPU shows when the runner starts)."""
+    """MissingDependencyError (exit 7) unless the host engine runner's modules can be imported: TensorRT's Python
+    bindings and Polygraphy (checked without importing them; a missing GPU shows when the runner starts)."""
     from resvit_export._optional import is_available
 
-    missing = [name for name in ("tensorrt", "cuda") if not is_available(name)]
+    missing = [name for name in ("tensorrt", "polygraphy") if not is_available(name)]
     if missing:
         raise MissingDependencyError(
-            f"checking an engine needs TensorRT's Python bindings and cuda-python, but {' and '.join(missing)} "
-            f"cannot be imported here; run it on the machine that built the engine (pip install tensorrt "
-            f"'cuda-python>=12.6.2'; on a Jetson: sudo apt install python3-libnvinfer, or the bundle's "
-            f"check_engine.py)")
+            f"checking an engine needs TensorRT's Python bindings and Polygraphy, but {' and '.join(missing)} "
+            f"cannot be imported here; run it on the machine that built the engine (pip install "
+            f"'resvit-export[trt]'; on a Jetson use the bundle's check_engine.py, which build_engine.sh runs)")
 
 
 def engine_precision(plan_path: str | os.PathLike) -> str:
@@ -61,11 +62,17 @@ def engine_precision(plan_path: str | os.PathLike) -> str:
 
 
 def _open_runner(plan_path: Path, spec: str = DEFAULT_RUNNER):
+    """``MODULE:CLASS`` opened on the plan. A plan that fails its manifest check stays InvalidArtifactError
+    (exit 6); any other start-up failure (no GPU, a host mismatch, another TensorRT version) is exit 7 with the
+    runner's reason, as on the device (check_engine.py)."""
     try:
         return check_engine.load_runner(spec, str(plan_path))
     except check_engine.UsageError as err:
         raise UsageError(str(err)) from None
-    except check_engine.RunnerError as err:  # no GPU, an engine from another TensorRT version, ...
+    except check_engine.RunnerError as err:
+        cause = err.__context__
+        if isinstance(cause, InvalidArtifactError):
+            raise cause from None
         raise MissingDependencyError(str(err)) from None
 
 
@@ -78,7 +85,7 @@ def validate_engine(plan_path: str | os.PathLike, build_dir: str | os.PathLike, 
         plan_path: the engine file.
         build_dir: where validate wrote the reference set (reference.json + reference.npz).
         runner: an object with the device runner interface (``input_name``, ``profiles``, ``infer``, ``close``);
-            None opens ``bundle/device/run_engine.EngineRunner(plan_path)`` (TensorRT + CUDA), closed after.
+            None opens :data:`DEFAULT_RUNNER` on ``plan_path`` (TensorRT + a GPU), closed after.
         precision: tolerances to apply; None: from the plan's name (model.fp16.plan), else fp32.
         tolerances: overrides (``Tolerances`` or ``ToleranceOverrides``; None fields keep); the base is what
             validate used for this precision (recorded in the reference set), else the precision's defaults.
@@ -86,7 +93,8 @@ def validate_engine(plan_path: str | os.PathLike, build_dir: str | os.PathLike, 
         progress: called with one line per case.
 
     Returns:
-        The report (``report.passed``; ``report.skipped`` lists cases the engine could not hold).
+        The report (``report.passed``; ``report.skipped`` lists cases the engine could not hold). The verdict is
+        also recorded beside the plan (``<plan>.check.json``, as the device's check_engine.py does).
 
     Raises:
         InvalidArtifactError: the plan is not a file, no or a tampered reference set, or an input that does not
@@ -115,10 +123,14 @@ def validate_engine(plan_path: str | os.PathLike, build_dir: str | os.PathLike, 
     finally:
         if own:
             runner.close()
-    report = ParityReport.from_dict(check_engine.core.json_safe(d))
+    safe = check_engine.core.json_safe(d)
+    report = ParityReport.from_dict(safe)
     from .report import write_reports
 
-    write_reports(report, out_dir if out_dir is not None else build_dir, engine=True)
+    paths = write_reports(report, out_dir if out_dir is not None else build_dir, engine=True)
+    line = f"{'PASSED' if report.passed else 'FAILED'} | resvit-export | " + (
+        report.summary_line() if report.passed else report.failure_line())
+    check_engine.write_record(str(plan_path), 0 if report.passed else 3, line, safe, str(paths["json"]))
     return report
 
 
@@ -130,9 +142,9 @@ def validate_engine_dir(build_dir: str | os.PathLike, plan_path: str | os.PathLi
     Refused before any case runs, in this order: DIR not a directory or PLAN not a file (exit 6); the reference
     set missing or tampered with (reference.json against DIR's status.json, which must be PASSED unless
     ``allow_unverified``; reference.npz against reference.json) (exit 6); for the default runner, TensorRT or
-    cuda-python not importable (exit 7). Only then is the runner opened: ``runner_spec`` MODULE:CLASS (default
-    the bundle's TensorRT ``EngineRunner``; the tests name ONNX Runtime behind the same interface), a runner
-    that cannot start is exit 7 too. The parity.engine.* reports are written into DIR while DIR is locked;
+    Polygraphy not importable (exit 7). Only then is the runner opened: ``runner_spec`` MODULE:CLASS (default
+    :data:`DEFAULT_RUNNER`; the tests name ONNX Runtime behind the same interface); a runner that cannot start
+    is exit 7 too (6 when the plan fails its manifest check). The parity.engine.* reports are written into DIR while DIR is locked;
     status.json is left as it is (it is the verdict of the build or validate that made the reference).
     """
     from resvit_export.preflight import require_modules
