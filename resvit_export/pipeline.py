@@ -348,15 +348,23 @@ def _step_engine(opts: BuildOptions, layout: BuildLayout, state: BuildState):
 def _step_engine_parity(opts: BuildOptions, layout: BuildLayout, state: BuildState, runner_spec: str | None = None):
     """Each engine built here against the reference set validate wrote: the same matrix, the precision's
     tolerances, parity.engine.* reports, ParityError (exit 3) on a breach. DEFERRED where no engine was built
-    (no TensorRT/GPU here: the bundle's build_engine.sh runs the same check on the device). ``runner_spec``:
-    MODULE:CLASS of the engine runner (None: the bundle's TensorRT runner; the tests name ONNX Runtime)."""
-    if not state.engines:
-        return ("DEFERRED", "not run: no engine was built here; the device checks its engine against the bundled "
-                            "reference set (build_engine.sh runs check_engine.py)", [])
+    (no TensorRT/GPU here: the bundle's build_engine.sh runs the same check on the device); its detail gives the
+    reference set's size next to the shipped ONNX's. ``runner_spec``: MODULE:CLASS of the engine runner (None:
+    the host's TensorRT runner, validate.engine.DEFAULT_RUNNER; the tests name ONNX Runtime)."""
     from .bundle.device.check_engine import record_path
     from .validate.engine import DEFAULT_RUNNER, _open_runner, load_reference_set, require_engine_runtime
     from .validate.engine import validate_engine
 
+    if not state.engines:
+        sizes = ""
+        if layout.reference_set.is_file():
+            ref = load_reference_set(layout.root)
+            ref_bytes = sum((layout.root / f).stat().st_size for f in ref.files)
+            onnx = state.shipped_onnx
+            sizes = (f" (reference set {ref_bytes / 1e6:.2f} MB, {len(ref.cases)} case x input entries; "
+                     f"{onnx.name} {_onnx_bytes(onnx) / 1e6:.1f} MB)") if onnx is not None else ""
+        return ("DEFERRED", f"not run: no engine was built here; the device checks its engine against the bundled "
+                            f"reference set{sizes} (build_engine.sh runs check_engine.py)", [])
     spec = runner_spec or DEFAULT_RUNNER
     if spec == DEFAULT_RUNNER:
         require_engine_runtime()
@@ -378,6 +386,12 @@ def _step_engine_parity(opts: BuildOptions, layout: BuildLayout, state: BuildSta
         files += [layout.rel(BuildLayout(out).engine_parity(ext)) for ext in ("json", "md", "png", "junit.xml")]
         files.append(layout.rel(Path(record_path(str(engine)))))  # the verdict beside the engine (inspect reads it)
     return "PASSED", "; ".join(lines) + f"; reference: {reference}", files
+
+
+def _onnx_bytes(path: Path) -> int:
+    """An ONNX file with its external data (``<name>.data``, what the bundle ships with it)."""
+    data = Path(f"{path}.data")
+    return path.stat().st_size + (data.stat().st_size if data.is_file() else 0)
 
 
 def _step_manifest(opts: BuildOptions, layout: BuildLayout, state: BuildState, steps: list[StepRecord]):

@@ -47,7 +47,8 @@ def validate(export_dir, onnx_file, precision, engine_file, runner_spec, resolut
     Writes parity.{json,md,png} (parity.PRECISION.* for fp16/int8) and, last, status.json into DIR.
 
     With --engine PLAN: runs DIR's reference set (PyTorch's recorded outputs) on the engine and writes
-    parity.engine.* into DIR (status.json is left alone). Exit 6 for a PLAN that is not a file or a missing or
+    parity.engine.* into DIR and the verdict beside the plan (PLAN.check.json, what `inspect` shows); status.json
+    is left alone. Exit 6 for a PLAN that is not a file or a missing or
     tampered reference set, then 7 when TensorRT is missing - both before any case runs.
     """
     if engine_file is not None:

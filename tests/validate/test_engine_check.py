@@ -205,6 +205,7 @@ def test_build_engine_parity_step_defers_without_an_engine_and_runs_each_engine(
     steps = {s["name"]: s for s in json.loads((built / "status.json").read_text())["details"]["steps"]}
     assert steps["engine"]["status"] == "DEFERRED"
     assert steps["engine-parity"]["status"] == "DEFERRED" and "not run" in steps["engine-parity"]["detail"]
+    assert "reference set 0." in steps["engine-parity"]["detail"] and "; model.fp16.onnx " in steps["engine-parity"]["detail"]
     out = tmp_path / "build"
     shutil.copytree(built, out)
     opts = BuildOptions(profiles=[parse_profile("32-128")], out_dir=out, model="vitar_test", precision="fp16")

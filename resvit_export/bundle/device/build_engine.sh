@@ -19,7 +19,7 @@ CHECK=1
 for arg in "$@"; do
   case "$arg" in
     --no-check) CHECK=0 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ {print; next} NR > 1 {exit}' "$0"; exit 0 ;;
     *) die "unknown option $arg (the only option is --no-check; settings are environment variables, see --help)" 2 ;;
   esac
 done
