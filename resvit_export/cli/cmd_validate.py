@@ -92,14 +92,20 @@ def _validate_engine(export_dir, engine_file, precision, runner_spec, resolution
     from resvit_export.validate.engine import validate_engine_dir
 
     started = time.monotonic()
-    ignored = [flag for flag, given in (("--onnx", onnx_file is not None), ("--resolutions", bool(resolutions)),
-                                        ("--profile", bool(profiles)), ("--isolated/--in-process", isolated is not None),
-                                        ("--inputs", input_kind != "both")) if given]
+    given = (("--onnx", onnx_file is not None), ("--resolutions", bool(resolutions)), ("--profile", bool(profiles)),
+             ("--isolated/--in-process", isolated is not None), ("--inputs", input_kind != "both"))
+    ignored = [flag for flag, used in given if used]
     if ignored:
         raise UsageError(f"{ignored[0]} does not apply to --engine: the engine runs the reference set's matrix "
                          "exactly (re-run `resvit-export validate DIR` with it to change the matrix)")
-    report = validate_engine_dir(export_dir, engine_file, precision=precision, tolerances=overrides,
-                                 allow_unverified=allow_unverified, runner_spec=runner_spec)
+    from rich.console import Console
+    from rich.markup import escape
+
+    head = "[bold]validate --engine[/bold]"
+    with Console(stderr=True).status(f"{head} starting") as shown:  # transient: gone when the run ends
+        report = validate_engine_dir(export_dir, engine_file, precision=precision, tolerances=overrides,
+                                     allow_unverified=allow_unverified, runner_spec=runner_spec,
+                                     progress=lambda line: shown.update(f"{head} {escape(line)}"))
     if not report.passed:
         final_line(False, "validate", started, report.failure_line())
         raise ParityError(f"engine parity FAILED ({len(report.failed_cases)}/{len(report.cases)} cases); per-case "

@@ -128,7 +128,7 @@ def validate_engine(plan_path: str | os.PathLike, build_dir: str | os.PathLike, 
     from .report import write_reports
 
     paths = write_reports(report, out_dir if out_dir is not None else build_dir, engine=True)
-    line = f"{'PASSED' if report.passed else 'FAILED'} | resvit-export | " + (
+    line = f"{'PASSED' if report.passed else 'FAILED'} | resvit-export engine parity | " + (
         report.summary_line() if report.passed else report.failure_line())
     check_engine.write_record(str(plan_path), 0 if report.passed else 3, line, safe, str(paths["json"]))
     return report
@@ -144,9 +144,9 @@ def validate_engine_dir(build_dir: str | os.PathLike, plan_path: str | os.PathLi
     ``allow_unverified``; reference.npz against reference.json) (exit 6); for the default runner, TensorRT or
     Polygraphy not importable (exit 7). Only then is the runner opened: ``runner_spec`` MODULE:CLASS (default
     :data:`DEFAULT_RUNNER`; the tests name ONNX Runtime behind the same interface); a runner that cannot start
-    is exit 7 too (6 when the plan fails its manifest check). The parity.engine.* reports are written into DIR while DIR is locked;
-    status.json is left as it is (it is the verdict of the build or validate that made the reference).
-    """
+    is exit 7 too (6 when the plan fails its manifest check). The parity.engine.* reports are written into DIR
+    while DIR is locked; status.json is left as it is (the verdict of the build or validate that made the
+    reference set)."""
     from resvit_export.preflight import require_modules
     from resvit_export.staging import output_lock
     from resvit_export.status import require_passed

@@ -205,7 +205,8 @@ def test_build_engine_parity_step_defers_without_an_engine_and_runs_each_engine(
     steps = {s["name"]: s for s in json.loads((built / "status.json").read_text())["details"]["steps"]}
     assert steps["engine"]["status"] == "DEFERRED"
     assert steps["engine-parity"]["status"] == "DEFERRED" and "not run" in steps["engine-parity"]["detail"]
-    assert "reference set 0." in steps["engine-parity"]["detail"] and "; model.fp16.onnx " in steps["engine-parity"]["detail"]
+    detail = steps["engine-parity"]["detail"]
+    assert "reference set 0." in detail and "; model.fp16.onnx " in detail  # its size against the ONNX's
     out = tmp_path / "build"
     shutil.copytree(built, out)
     opts = BuildOptions(profiles=[parse_profile("32-128")], out_dir=out, model="vitar_test", precision="fp16")
@@ -267,6 +268,13 @@ def test_build_engine_sh_checks_the_engine_and_inspect_shows_the_verdict(device,
         assert out.exit_code == 0, out.output
         assert f"model.fp16.plan: engine parity: PASSED {n}/{n} (worst cos " in out.output
         assert "model.fp16.plan: built on this device by build_engine.sh from model.fp16.onnx" in out.output
+    from click.testing import CliRunner
+
+    from resvit_export.cli.main import cli
+
+    found = json.loads(CliRunner().invoke(cli, ["inspect", str(device), "--json"]).output)
+    assert found["engine_parity"]["model.fp16.plan"].startswith(f"engine parity: PASSED {n}/{n}")
+    assert found["device_built"]["model.fp16.plan"]["built_by"] == "build_engine.sh"
 
     # a breach: exit 3, the engine stays, and inspect shows the failure
     h = json.loads((device / "reference.json").read_text())["cases"][0]["h"]
