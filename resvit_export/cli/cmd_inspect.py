@@ -26,10 +26,10 @@ def inspect(path, strict, as_json, allow_unverified):
     (tampered or corrupted)."""
     import json
 
+    from resvit_export.bundle.device.check_engine import describe_record, device_sidecar
     from resvit_export.errors import EngineBuildError, InvalidArtifactError
     from resvit_export.io import sha256_file
     from resvit_export.status import require_passed
-    from resvit_export.bundle.device.check_engine import describe_record, device_sidecar
     from resvit_export.trt.manifest import (check_manifest_against_host, find_manifest, host_info, read_manifest,
                                             verify_artifacts)
 

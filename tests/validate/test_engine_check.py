@@ -302,6 +302,9 @@ def test_a_check_that_cannot_run_is_recorded_as_not_checked(device, tmp_path):
     assert res.returncode == 7
     out = _inspect(device).output
     assert "model.fp16.plan: engine parity: not checked (check_engine.py exit 7: FAILED |" in out
+    record = json.loads((device / "model.fp16.plan.check.json").read_text())
+    (device / "model.fp16.plan.check.json").write_text(json.dumps({**record, "cases": 3}))  # edited by hand
+    assert "model.fp16.plan.check.json lacks or mangles 'failed'" in _inspect(device).output
     (device / "model.fp16.plan").write_text("rebuilt\n")  # the record no longer describes this file
     assert "describes another engine file" in _inspect(device).output
 

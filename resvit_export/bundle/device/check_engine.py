@@ -292,6 +292,13 @@ def describe_record(engine: str) -> str:
     if not isinstance(rec, dict) or rec.get("engine_sha256") != sha256_of(engine):
         return (f"engine parity: not checked ({name}{RECORD_SUFFIX} describes another engine file: {name} was "
                 f"rebuilt or replaced since; run python3 check_engine.py {name})")
+    try:
+        return _describe(rec)
+    except (KeyError, TypeError, ValueError) as err:  # a record edited by hand: say so rather than crash
+        return f"engine parity: not checked ({name}{RECORD_SUFFIX} lacks or mangles {err})"
+
+
+def _describe(rec: dict) -> str:
     if rec.get("cases") is None:  # the check stopped before comparing (reference set, runner)
         return f"engine parity: not checked (check_engine.py exit {rec.get('exit_code')}: {rec.get('line')})"
     n, failed, w = rec["cases"], rec["failed"], rec.get("worst") or {}
