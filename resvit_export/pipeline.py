@@ -1,4 +1,4 @@
-"""``build``: export -> rewrite -> lint -> validate -> precision -> plan -> engine -> manifest.
+"""``build``: export -> rewrite -> lint -> validate -> precision -> plan -> engine -> engine-parity -> manifest.
 
 1. :meth:`BuildOptions.validate` checks every option and builds the reference model (config invariants,
    profiles against its size rule, weights, calibration source, dependencies) - before any file exists.
@@ -10,7 +10,8 @@
    interrupted one leaves ``out_dir`` as it was.
 
 On a machine without TensorRT the engine step is DEFERRED (not failed): the plan, trtexec lines and bundle
-carry everything the target needs to build the engine itself.
+carry everything the target needs to build the engine itself. The engine-parity step is then DEFERRED too
+(never PASSED without running): the bundle's reference set lets the device check its own engine.
 """
 
 from __future__ import annotations
@@ -207,6 +208,7 @@ def build(opts: BuildOptions, notify: Callable[[str, StepRecord | None], None] |
                 rec.run(f"validate-{opts.precision}", lambda: _step_validate(opts, layout, state, opts.precision))
             rec.run("plan", lambda: _step_plan(opts, layout, state))
             rec.run("engine", lambda: _step_engine(opts, layout, state))
+            rec.run("engine-parity", lambda: _step_engine_parity(opts, layout, state))
             rec.run("manifest", lambda: _step_manifest(opts, layout, state, rec.steps))
         except Exception as err:  # an interrupt (KeyboardInterrupt, SIGKILL) publishes nothing: see staging
             err.status_path = stage.fail("build", started, err, _details(opts, state, rec.steps))
@@ -227,6 +229,7 @@ def _details(opts: BuildOptions, state: BuildState, steps: list[StepRecord]) -> 
         "targets": list(opts.targets),
         "steps": [dataclasses.asdict(s) for s in steps],
         "engine": next((s.status for s in steps if s.name == "engine"), None),
+        "engine_parity": next((s.status for s in steps if s.name == "engine-parity"), None),
     }
 
 
@@ -340,6 +343,55 @@ def _step_engine(opts: BuildOptions, layout: BuildLayout, state: BuildState):
     engines = build_engines(state.shipped_onnx, state.plan, layout.root, timing_cache=layout.timing_cache)
     state.engines = engines
     return "PASSED", f"{len(engines)} engine(s) built", [layout.rel(e) for e in engines]
+
+
+def _step_engine_parity(opts: BuildOptions, layout: BuildLayout, state: BuildState, runner_spec: str | None = None):
+    """Each engine built here against the reference set validate wrote: the same matrix, the precision's
+    tolerances, parity.engine.* reports, ParityError (exit 3) on a breach. DEFERRED where no engine was built
+    (no TensorRT/GPU here: the bundle's build_engine.sh runs the same check on the device); its detail gives the
+    reference set's size next to the shipped ONNX's. ``runner_spec``: MODULE:CLASS of the engine runner (None:
+    the host's TensorRT runner, validate.engine.DEFAULT_RUNNER; the tests name ONNX Runtime)."""
+    from .bundle.device.check_engine import record_path
+    from .validate.engine import DEFAULT_RUNNER, _open_runner, load_reference_set, require_engine_runtime
+    from .validate.engine import validate_engine
+
+    if not state.engines:
+        sizes = ""
+        if layout.reference_set.is_file():
+            ref = load_reference_set(layout.root)
+            ref_bytes = sum((layout.root / f).stat().st_size for f in ref.files)
+            onnx = state.shipped_onnx
+            sizes = (f" (reference set {ref_bytes / 1e6:.2f} MB, {len(ref.cases)} case x input entries; "
+                     f"{onnx.name} {_onnx_bytes(onnx) / 1e6:.1f} MB)") if onnx is not None else ""
+        return ("DEFERRED", f"not run: no engine was built here; the device checks its engine against the bundled "
+                            f"reference set{sizes} (build_engine.sh runs check_engine.py)", [])
+    spec = runner_spec or DEFAULT_RUNNER
+    if spec == DEFAULT_RUNNER:
+        require_engine_runtime()
+    reference = load_reference_set(layout.root).meta.get("reference", "PyTorch")
+    lines, files = [], []
+    for engine in state.engines:
+        out = layout.root if len(state.engines) == 1 else layout.root / f"{Path(engine).stem}.parity"
+        runner = _open_runner(Path(engine), spec)
+        try:
+            report = validate_engine(engine, layout.root, runner=runner, precision=opts.precision,
+                                     tolerances=opts.tolerances if opts.tolerances.to_dict() else None, out_dir=out)
+        finally:
+            runner.close()
+        md = BuildLayout(out).engine_parity("md")
+        if not report.passed:
+            raise ParityError(f"engine {Path(engine).name} parity FAILED: {report.failure_line()} (see "
+                              f"{layout.rel(md)}; reference: {reference})")
+        lines.append(f"{Path(engine).name}: {report.summary_line()}")
+        files += [layout.rel(BuildLayout(out).engine_parity(ext)) for ext in ("json", "md", "png", "junit.xml")]
+        files.append(layout.rel(Path(record_path(str(engine)))))  # the verdict beside the engine (inspect reads it)
+    return "PASSED", "; ".join(lines) + f"; reference: {reference}", files
+
+
+def _onnx_bytes(path: Path) -> int:
+    """An ONNX file with its external data (``<name>.data``, what the bundle ships with it)."""
+    data = Path(f"{path}.data")
+    return path.stat().st_size + (data.stat().st_size if data.is_file() else 0)
 
 
 def _step_manifest(opts: BuildOptions, layout: BuildLayout, state: BuildState, steps: list[StepRecord]):

@@ -19,12 +19,14 @@ from .options import allow_unverified_option
 @allow_unverified_option
 @handle_errors
 def inspect(path, strict, as_json, allow_unverified):
-    """Explain whether the engine at PATH (plan file, build directory or manifest.json) can run on this host.
+    """Explain whether the engine at PATH (plan file, build directory or manifest.json) can run on this host,
+    and what its parity check recorded (engine parity: PASSED n/n, FAILED, or not checked).
 
     Exit 6 when the directory's status.json is not PASSED, or an artifact does not match its recorded sha256
     (tampered or corrupted)."""
     import json
 
+    from resvit_export.bundle.device.check_engine import describe_record, device_sidecar
     from resvit_export.errors import EngineBuildError, InvalidArtifactError
     from resvit_export.io import sha256_file
     from resvit_export.status import require_passed
@@ -37,9 +39,11 @@ def inspect(path, strict, as_json, allow_unverified):
     manifest = read_manifest(mpath)
     problems = verify_artifacts(manifest, mpath.parent)
     engines = [a for a in manifest.get("artifacts", []) if a.get("role") == "engine"]
+    plans = [path] if path.is_file() and path.suffix != ".json" else sorted(mpath.parent.glob("*.plan"))
+    device_built = {p.name: side for p in plans if (side := device_sidecar(p)) is not None}  # build_engine.sh's
     if path.is_file() and path.suffix != ".json":
         digest = sha256_file(path)
-        if not any(a.get("sha256") == digest for a in engines):
+        if not any(a.get("sha256") == digest for a in engines) and path.name not in device_built:
             problems.append(f"{path.name} is not the engine this manifest describes (its sha256 matches no recorded "
                             "engine): it was rebuilt or replaced")
     host = host_info()
@@ -50,7 +54,8 @@ def inspect(path, strict, as_json, allow_unverified):
                 "profiles": manifest.get("profiles"), "engine_status": "built" if engines else "deferred",
                 "host": host.to_dict(), "tampered": problems, "host_mismatches": mismatches,
                 "status": status.describe() if status else "no status.json",
-                "verified": bool(status and status.passed)}
+                "verified": bool(status and status.passed),
+                "device_built": device_built, "engine_parity": {p.name: describe_record(str(p)) for p in plans}}
     if as_json:
         click.echo(json.dumps(findings, indent=2))
     else:
@@ -66,9 +71,14 @@ def inspect(path, strict, as_json, allow_unverified):
         if engines:
             click.echo(f"built with TensorRT {manifest.get('tensorrt')} on {gpu.get('name')} "
                        f"(compute {gpu.get('compute_capability')}), JetPack {manifest.get('jetpack') or '-'}")
-        else:
+        elif not device_built:
             click.echo("no engine recorded: the engine step was deferred - build on the device "
                        "(`resvit-export bundle` + build_engine.sh)")
+        for name, side in device_built.items():
+            click.echo(f"{name}: built on this device by {side.get('built_by')} from {side.get('onnx')} with "
+                       f"TensorRT {side.get('tensorrt') or '?'}, JetPack {side.get('jetpack') or '-'}")
+        for name, line in findings["engine_parity"].items():
+            click.echo(f"{name}: {line}")
         fp32 = (manifest.get("precision") or {}).get("fp32_nodes") or []
         if fp32:
             click.echo(f"{len(fp32)} node(s) kept in FP32")
@@ -84,5 +94,6 @@ def inspect(path, strict, as_json, allow_unverified):
         raise EngineBuildError(mismatches[0])
     if not as_json:
         detail = "artifacts verified; " + (f"{len(mismatches)} host mismatch(es): rebuild on the device" if mismatches
-                                            else ("loadable on this host" if engines else "engine deferred"))
+                                            else ("loadable on this host" if engines else
+                                                  "engine built on the device" if device_built else "engine deferred"))
         final_line(True, "inspect", started, detail)

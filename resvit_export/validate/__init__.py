@@ -9,6 +9,7 @@
     parity.validate_packed_navit(model, onnx_path, out_dir=None, ...) -> ParityReport
     reference.write_reference_set(out_dir, entries, ...)  PyTorch's outputs + input recipes for the device
     engine.validate_engine(plan, build_dir, runner=...) -> ParityReport   (parity.engine.*)
+    engine.validate_engine_dir(build_dir, plan, runner_spec=...)   `validate DIR --engine PLAN`: refusals first
     report.write_reports(report, out_dir) -> {json, md, png, junit paths}
 
 The verdict, the metrics and the report renderings are shared with the device in

@@ -430,7 +430,8 @@ def validate_onnx(
         info = write_reference_set(out_dir, entries, model=report.model, profiles=report.profiles,
                                    input_name=in_names[0], output_names=out_names, seed=seed, precision=precision,
                                    tolerances=tol.to_dict(), merged=[m.to_dict() for m in merged],
-                                   torch_version=torch.__version__)
+                                   torch_version=torch.__version__,
+                                   reference_device=next(model.parameters(), torch.empty(0)).device.type)
         report.reference_set = info.to_dict()
         write_reports(report, out_dir)
     return report

@@ -61,8 +61,11 @@ class ReferenceSetInfo:
 def write_reference_set(out_dir: str | os.PathLike, entries: Sequence[ReferenceEntry], *, model: str,
                         profiles: Sequence[str], input_name: str, output_names: Sequence[str], seed: int,
                         precision: str, tolerances: dict, merged: Sequence[dict] = (), torch_version: str = "",
-                        ship_inputs: bool = False) -> ReferenceSetInfo:
+                        reference_device: str = "cpu", ship_inputs: bool = False) -> ReferenceSetInfo:
     """Write reference.json + reference.npz (+ reference.inputs.npz with ``ship_inputs``) into ``out_dir``.
+
+    ``reference_device`` is the torch device type that computed ``outputs`` (validate runs PyTorch on the CPU,
+    beside ONNX Runtime CPU); it is recorded, and every engine-parity report repeats it.
 
     A set with the same cases and bit-identical outputs is kept as it is, only gaining this precision's
     tolerances: validating fp32 and then fp16 records both, and a later ``validate`` of the same build does
@@ -83,7 +86,8 @@ def write_reference_set(out_dir: str | os.PathLike, entries: Sequence[ReferenceE
             "profiles": list(profiles),
             "input_name": input_name,
             "output_names": list(output_names),
-            "reference": f"PyTorch {torch_version} eager FP32 on CPU".replace("  ", " "),
+            "reference": f"PyTorch {torch_version} eager FP32 on {reference_device}".replace("  ", " "),
+            "reference_device": reference_device,  # torch device type the outputs were computed on (cpu, cuda)
             "seed": seed,
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "host": platform.node(),

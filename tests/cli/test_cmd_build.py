@@ -33,7 +33,8 @@ def test_build_passes_with_engine_deferred(fp32_build):
     status = _status(out)
     assert status["status"] == "PASSED" and status["details"]["engine"] == "DEFERRED"
     steps = {s["name"]: s for s in status["details"]["steps"]}
-    assert list(steps) == ["export", "rewrite", "lint", "validate", "plan", "engine", "manifest"]
+    assert list(steps) == ["export", "rewrite", "lint", "validate", "plan", "engine", "engine-parity", "manifest"]
+    assert steps["engine-parity"]["status"] == "DEFERRED" and "not run" in steps["engine-parity"]["detail"]
     assert "TensorRT is not installed" in steps["engine"]["detail"]
     for name in ("model.onnx", "model.rewritten.onnx", "export.json", "rewrite.json", "lint.json", "parity.json",
                  "parity.md", "parity.png", "plan.json", "trtexec.sh", "manifest.json"):

@@ -118,3 +118,75 @@ def test_export_json_schema_errors_name_file_and_field(build_copy, edit, field):
     res = _run(build_copy)
     assert res.exit_code == 6, res.output
     assert f"export.json: field {field}" in one_line(res.output) and "Traceback" not in res.output
+
+
+# --- validate DIR --engine PLAN (issue #9) ------------------------------------------------------------------
+# No TensorRT here: the full comparison runs with ONNX Runtime behind the engine runner interface
+# (--runner, tests/validate/ort_engine_runner.py, given the deployed ONNX in place of the plan); everything
+# else - the reference set's verification, the matrix, the verdict, the reports, the exit codes - is the
+# code a TensorRT host runs.
+STAND_IN = ["--runner", "ort_engine_runner:OrtEngineRunner"]
+
+
+@pytest.fixture
+def stand_in(monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "validate"))
+
+
+def test_engine_parity_passes_and_breaches_with_the_stand_in_runner(build_copy, stand_in, monkeypatch):
+    status_before = (build_copy / "status.json").read_bytes()
+    engine = build_copy / "model.rewritten.onnx"
+    res = _run(build_copy, "--engine", engine, *STAND_IN)
+    assert res.exit_code == 0, res.output
+    n = len(json.loads((build_copy / "reference.json").read_text())["cases"])
+    last = res.output.strip().splitlines()[-1]
+    assert last.startswith("PASSED |") and f"fp32 engine parity PASSED: {n} cases (0 failed)" in last
+    report = json.loads((build_copy / "parity.engine.json").read_text())
+    assert report["passed"] and report["artifact"]["label"] == "engine" and len(report["cases"]) == n
+    assert report["artifact"]["runtime"] == "ort_engine_runner.OrtEngineRunner"  # says what stood in
+    assert all((build_copy / f"parity.engine.{ext}").is_file() for ext in ("md", "png", "junit.xml"))
+    assert (build_copy / "status.json").read_bytes() == status_before  # the build's verdict is left alone
+    monkeypatch.setenv("RESVIT_TEST_PERTURB", str(report["cases"][0]["h"]))
+    res = _run(build_copy, "--engine", engine, *STAND_IN)
+    assert res.exit_code == 3, res.output
+    assert "ParityError: engine parity FAILED" in res.output and "exceeds atol" in res.output
+    assert json.loads((build_copy / "parity.engine.json").read_text())["passed"] is False
+
+
+def _engine_refusal(build_copy, *args, code):
+    before = files_of(build_copy)
+    res = _run(build_copy, *args)
+    assert res.exit_code == code, res.output
+    assert files_of(build_copy) == before  # refused before any work: nothing written, no lock left
+    return one_line(res.output)
+
+
+def test_engine_refusals_come_before_any_work(build_copy, stand_in, tmp_path):
+    plan = tmp_path / "model.fp16.plan"
+    assert "is not a file" in _engine_refusal(build_copy, "--engine", plan, code=6)
+    plan.write_bytes(b"not opened: the refusals come first")
+    assert "--onnx does not apply to --engine" in _engine_refusal(
+        build_copy, "--engine", plan, "--onnx", build_copy / "model.onnx", code=2)
+    assert "--runner applies to --engine only" in _engine_refusal(build_copy, *STAND_IN, code=2)
+    status = _status(build_copy)
+    (build_copy / "status.json").write_text(json.dumps({**status, "status": "FAILED", "exit_code": 3}))
+    assert "says build FAILED" in _engine_refusal(build_copy, "--engine", plan, code=6)
+    (build_copy / "status.json").write_text(json.dumps(status))
+    with open(build_copy / "reference.npz", "ab") as f:
+        f.write(b"\0")
+    assert "reference.npz was modified" in _engine_refusal(build_copy, "--engine", plan, code=6)
+    (build_copy / "reference.json").unlink()
+    assert "reference.json does not exist" in _engine_refusal(build_copy, "--engine", plan, *STAND_IN, code=6)
+
+
+def test_engine_check_without_tensorrt_is_exit_7_before_any_work(build_copy, tmp_path):
+    from resvit_export._optional import is_available
+
+    if is_available("tensorrt"):
+        pytest.skip("TensorRT is importable here: the refusal cannot happen")
+    plan = tmp_path / "model.fp16.plan"
+    plan.write_bytes(b"never read: the runtime check comes first")
+    line = _engine_refusal(build_copy, "--engine", plan, code=7)
+    assert line.startswith("Error: MissingDependencyError:") and "TensorRT's Python bindings" in line

@@ -14,6 +14,7 @@ import pytest
 from resvit_export.bundle.bundle import SUMS_NAME, create_bundle, extract_bundle
 from resvit_export.bundle.device import check_engine
 from resvit_export.bundle.device.reference_set import ReferenceError, ReferenceSet, sha256_of
+from resvit_export.errors import ParityError
 from resvit_export.layout import BuildLayout
 from resvit_export.pipeline import BuildOptions, build
 from resvit_export.profiles import parse_profile
@@ -193,3 +194,133 @@ def test_shipped_inputs_and_generator_version(tmp_path):
     _edit_reference(tmp_path, lambda m: m.update(generator_version=1))
     with pytest.raises(ReferenceError, match="generator version 1"):
         ReferenceSet(str(tmp_path / "reference.json"))
+
+
+def test_build_engine_parity_step_defers_without_an_engine_and_runs_each_engine(built, tmp_path, monkeypatch):
+    """The build's engine-parity step: DEFERRED where no engine was built (this machine), never PASSED without
+    running; given an engine, validate_engine on the build's reference set - here with ONNX Runtime behind the
+    runner interface and the FP16 ONNX in the engine's place (only the runner differs from a TensorRT host)."""
+    from resvit_export.pipeline import BuildState, _step_engine_parity
+
+    steps = {s["name"]: s for s in json.loads((built / "status.json").read_text())["details"]["steps"]}
+    assert steps["engine"]["status"] == "DEFERRED"
+    assert steps["engine-parity"]["status"] == "DEFERRED" and "not run" in steps["engine-parity"]["detail"]
+    detail = steps["engine-parity"]["detail"]
+    assert "reference set 0." in detail and "; model.fp16.onnx " in detail  # its size against the ONNX's
+    out = tmp_path / "build"
+    shutil.copytree(built, out)
+    opts = BuildOptions(profiles=[parse_profile("32-128")], out_dir=out, model="vitar_test", precision="fp16")
+    state = BuildState(model=None, engines=[out / ENGINE])
+    monkeypatch.syspath_prepend(str(RUNNER.parent))
+    status, detail, files = _step_engine_parity(opts, BuildLayout(out), state, runner_spec="ort_engine_runner:"
+                                                                                           "OrtEngineRunner")
+    n = len(json.loads((out / "reference.json").read_text())["cases"])
+    assert status == "PASSED" and f"{ENGINE}: fp16 engine parity PASSED: {n} cases" in detail
+    assert "reference: PyTorch" in detail and detail.endswith("eager FP32 on cpu")  # which device made it
+    assert files == [f"parity.engine.{ext}" for ext in ("json", "md", "png", "junit.xml")] + [f"{ENGINE}.check.json"]
+    assert json.loads((out / f"{ENGINE}.check.json").read_text())["status"] == "PASSED"
+    monkeypatch.setenv("RESVIT_TEST_PERTURB", str(json.loads((out / "reference.json").read_text())["cases"][0]["h"]))
+    with pytest.raises(ParityError, match=f"engine {ENGINE} parity FAILED: .* breach"):
+        _step_engine_parity(opts, BuildLayout(out), state, runner_spec="ort_engine_runner:OrtEngineRunner")
+
+
+def _device_tools(tmp_path: Path) -> dict:
+    """The environment build_engine.sh runs in here: the tests' stand-in trtexec (records its arguments and
+    writes a placeholder file; it builds nothing), a "device" python where torch, resvit_export, Polygraphy and
+    onnx cannot be imported, and the ORT stand-in as the check's runner (it runs the ONNX the placeholder's
+    sidecar names: the only line that differs from a Jetson)."""
+    import os
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "trtexec").write_text('#!/usr/bin/env bash\nfor a in "$@"; do case "$a" in --saveEngine=*) '
+                                    'echo plan > "${a#--saveEngine=}";; esac; done\necho "TRTEXEC $*" >> trtexec.log\n')
+    (bindir / "device-python").write_text(f'#!/usr/bin/env bash\nshift\nexec {sys.executable} -c "{DEVICE_PYTHON}" '
+                                          '"$@"\n')  # drops "check_engine.py": DEVICE_PYTHON runs it
+    for f in bindir.iterdir():
+        f.chmod(0o755)
+    return {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "TRT_MAJOR": "10",
+            "PYTHON": str(bindir / "device-python"), "CHECK_RUNNER": "ort_engine_runner:OrtEngineRunner"}
+
+
+def _inspect(target: Path):
+    from click.testing import CliRunner
+
+    from resvit_export.cli.main import cli
+
+    return CliRunner().invoke(cli, ["inspect", str(target)], catch_exceptions=False)
+
+
+def test_build_engine_sh_checks_the_engine_and_inspect_shows_the_verdict(device, tmp_path):
+    env = _device_tools(tmp_path)
+    n = len(json.loads((device / "reference.json").read_text())["cases"])
+    res = subprocess.run(["bash", "build_engine.sh"], cwd=device, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"PASSED | " in res.stdout and f"fp16 engine parity PASSED: {n} cases (0 failed)" in res.stdout
+    assert "--saveEngine=model.fp16.plan.partial" in (device / "trtexec.log").read_text()
+    assert (device / "model.fp16.plan").read_text() == "plan\n"  # the stand-in's placeholder: no engine claimed
+    record = json.loads((device / "model.fp16.plan.check.json").read_text())
+    assert record["status"] == "PASSED" and record["cases"] == n and record["runtime"].startswith("ort_engine_runner")
+    assert record["engine_sha256"] == sha256_of(str(device / "model.fp16.plan"))
+    for target in (device, device / "model.fp16.plan"):
+        out = _inspect(target)
+        assert out.exit_code == 0, out.output
+        assert f"model.fp16.plan: engine parity: PASSED {n}/{n} (worst cos " in out.output
+        assert "model.fp16.plan: built on this device by build_engine.sh from model.fp16.onnx" in out.output
+    from click.testing import CliRunner
+
+    from resvit_export.cli.main import cli
+
+    found = json.loads(CliRunner().invoke(cli, ["inspect", str(device), "--json"]).output)
+    assert found["engine_parity"]["model.fp16.plan"].startswith(f"engine parity: PASSED {n}/{n}")
+    assert found["device_built"]["model.fp16.plan"]["built_by"] == "build_engine.sh"
+
+    # a breach: exit 3, the engine stays, and inspect shows the failure
+    h = json.loads((device / "reference.json").read_text())["cases"][0]["h"]
+    res = subprocess.run(["bash", "build_engine.sh"], cwd=device, env={**env, "RESVIT_TEST_PERTURB": str(h)},
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 3 and "parity check did not pass (exit 3" in res.stderr, res.stdout + res.stderr
+    assert (device / "model.fp16.plan").is_file()
+    assert f"engine parity: FAILED " in _inspect(device).output and "cases breach" in _inspect(device).output
+
+    # --no-check: built, not checked, and no verdict of the previous engine is left to describe it
+    res = subprocess.run(["bash", "build_engine.sh", "--no-check"], cwd=device, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0 and "engine parity not checked (--no-check)" in res.stdout, res.stdout + res.stderr
+    assert not (device / "model.fp16.plan.check.json").exists()
+    assert "model.fp16.plan: engine parity: not checked (no model.fp16.plan.check.json" in _inspect(device).output
+    res = subprocess.run(["bash", "build_engine.sh", "--fast"], cwd=device, env=env, capture_output=True, text=True)
+    assert res.returncode == 2 and "unknown option --fast" in res.stderr
+
+
+def test_a_check_that_cannot_run_is_recorded_as_not_checked(device, tmp_path):
+    # the default runner needs TensorRT: exit 7, recorded, and inspect says why nothing was compared
+    (device / "model.fp16.plan").write_text("plan\n")
+    res = subprocess.run([sys.executable, "check_engine.py", "model.fp16.plan"], cwd=device, capture_output=True,
+                         text=True)
+    assert res.returncode == 7
+    out = _inspect(device).output
+    assert "model.fp16.plan: engine parity: not checked (check_engine.py exit 7: FAILED |" in out
+    record = json.loads((device / "model.fp16.plan.check.json").read_text())
+    (device / "model.fp16.plan.check.json").write_text(json.dumps({**record, "cases": 3}))  # edited by hand
+    assert "model.fp16.plan.check.json lacks or mangles 'failed'" in _inspect(device).output
+    (device / "model.fp16.plan").write_text("rebuilt\n")  # the record no longer describes this file
+    assert "describes another engine file" in _inspect(device).output
+
+
+def test_cases_outside_the_engines_profiles_are_skipped_with_the_reason(device):
+    # an engine built for a narrower range than the reference set (as the device's memory may force): the cases
+    # it cannot hold are listed as skipped with the reason (profile_select's answer), the rest still compared
+    plan = json.loads((device / "plan.json").read_text())
+    for p in plan["profiles"]:
+        p["shapes"]["max"] = p["shapes"]["max"][:2] + [64, 64]
+        p["shapes"]["opt"] = p["shapes"]["min"]
+    (device / "plan.json").write_text(json.dumps(plan))
+    res = run_device(device)
+    line = _one_line(res)
+    report = json.loads((device / "parity.engine.json").read_text())
+    assert res.returncode == 0 and report["cases"] and f"{len(report['skipped'])} skipped" in line, line + res.stderr
+    assert all(max(s["h"], s["w"]) > 64 and "lies outside the engine's profiles" in s["reason"]
+               for s in report["skipped"])
+    assert all(max(c["h"], c["w"]) <= 64 for c in report["cases"])

@@ -3,13 +3,27 @@
 #     ./build_engine.sh                 # detects TensorRT + JetPack, verifies SHA256SUMS, builds model.<prec>.plan
 #     TRT_MAJOR=10 ./build_engine.sh    # force TensorRT 10 syntax;  WORKSPACE_MIB=2048 caps the builder workspace
 #     OPT_LEVEL=2 ./build_engine.sh     # lower builder optimization level (less build memory/time)
+#     ./build_engine.sh --no-check      # skip the engine parity check that runs right after the build
+# After the build, check_engine.py runs the engine over the workstation's parity matrix against PyTorch's
+# recorded outputs (reference.json/.npz) and records the verdict beside it (model.<prec>.plan.check.json, which
+# `resvit-export inspect` shows); a breach exits 3, a check that cannot run exits with its own code (6, 7).
+# CHECK_RUNNER=MODULE:CLASS picks the check's engine runner (default run_engine:EngineRunner), PYTHON the python.
 # Semantics: TensorRT 10 -> --fp16 on model.onnx, or --stronglyTyped on model.fp16.onnx / model.int8.onnx (Q/DQ);
 #            TensorRT 11 -> precision comes from the ONNX only (model.fp16.onnx / model.int8.onnx); no --fp16/--int8/--calib.
 set -euo pipefail
-cd "$(dirname "$0")"
 
 say() { echo "[build_engine] $*"; }
 die() { echo "[build_engine] ERROR: $*" >&2; exit "${2:-1}"; }
+
+CHECK=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-check) CHECK=0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ {print; next} NR > 1 {exit}' "$0"; exit 0 ;;
+    *) die "unknown option $arg (the only option is --no-check; settings are environment variables, see --help)" 2 ;;
+  esac
+done
+cd "$(dirname "$0")"
 
 # 1. integrity: the bundle verifies its own hashes before anything runs
 if command -v sha256sum >/dev/null 2>&1; then
@@ -96,6 +110,7 @@ if [ -n "${WORKSPACE_MIB:-}" ]; then ARGS+=("--memPoolSize=workspace:${WORKSPACE
 if [ -n "${OPT_LEVEL:-}" ]; then ARGS+=("--builderOptimizationLevel=${OPT_LEVEL}"); fi
 
 ENGINE="model.$PRECISION.plan"
+rm -f "$ENGINE.check.json"   # a verdict on the previous engine must not describe the new one
 # shellcheck disable=SC2086
 "$TRTEXEC" "--onnx=$ONNX" "--saveEngine=$ENGINE.partial" $PROFILE_ARGS ${ARGS[@]+"${ARGS[@]}"} \
   --timingCacheFile=timing.cache --skipInference
@@ -110,4 +125,21 @@ cat > "$ENGINE.device.json" <<EOF
  "tensorrt": "${TRT_VERSION}", "l4t": "${L4T}", "jetpack": "${JETPACK}", "compute_capability": "${GPU_CC}",
  "precision": "$PRECISION", "built_by": "build_engine.sh"}
 EOF
-say "built $ENGINE; try: python3 run_engine.py $ENGINE"
+say "built $ENGINE"
+
+# 7. engine parity: the engine vs PyTorch's outputs over the whole parity matrix (numpy + the runner, no torch)
+if [ "$CHECK" = 0 ]; then
+  say "engine parity not checked (--no-check); later: python3 check_engine.py $ENGINE"
+elif [ ! -f reference.json ]; then
+  say "engine parity not checked: this bundle has no reference set (bundle a build made by a current resvit-export)"
+else
+  say "checking $ENGINE against the reference set (check_engine.py; --no-check skips this)"
+  set +e
+  "${PYTHON:-python3}" check_engine.py "$ENGINE" --runner "${CHECK_RUNNER:-run_engine:EngineRunner}"
+  RC=$?
+  set -e
+  if [ "$RC" -ne 0 ]; then
+    die "$ENGINE was built, but its parity check did not pass (exit $RC; the verdict is in $ENGINE.check.json, the per-case table in parity.engine.md)" "$RC"
+  fi
+fi
+say "try: python3 run_engine.py $ENGINE"

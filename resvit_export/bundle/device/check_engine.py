@@ -8,7 +8,9 @@ For every case x input kind of the workstation's parity matrix it regenerates th
 (parity_inputs.py) and checks it against the recorded sha256, runs it on the engine (the runner picks the
 optimization profile that contains it), and compares the result with PyTorch's FP32 outputs at the
 precision's tolerances (parity_core.py: the numbers the workstation's Polygraphy comparison gives). It writes
-parity.engine.json/.md/.junit.xml (the parity*.json schema), prints one PASSED/FAILED line and exits:
+parity.engine.json/.md/.junit.xml (the parity*.json schema) and the verdict beside the engine
+(``<engine>.check.json``, tied to its sha256: what ``resvit-export inspect`` shows), prints one PASSED/FAILED
+line and exits:
 
     0 parity PASSED        3 parity breach       2 usage (no engine file, bad option)
     6 reference set missing, tampered with, or its inputs do not reproduce here
@@ -48,12 +50,14 @@ except ImportError:  # run as a script from the extracted bundle
     from profile_select import select_profile
     from reference_set import ReferenceError, ReferenceSet, sha256_of
 
-__all__ = ["check", "write_reports", "report_names", "tolerances_for", "load_runner", "main"]
+__all__ = ["check", "write_reports", "report_names", "tolerances_for", "load_runner", "write_record", "record_path",
+           "describe_record", "device_sidecar", "main"]
 
 DEFAULT_RUNNER = "run_engine:EngineRunner"
 REFERENCE_NAME = "reference.json"  # = BuildLayout.reference_set (a test keeps the two equal)
 REPORT_STEM = "parity.engine"  # = BuildLayout.engine_parity
 SUMS_NAME = "SHA256SUMS"
+RECORD_SUFFIX = ".check.json"  # model.fp16.plan.check.json: the verdict on that engine file, beside it
 # Errors that mean "this input does not fit in the device's memory" (TensorRT/CUDA/ORT wordings)
 _OOM = re.compile(r"out of memory|memory allocation|cudaErrorMemoryAllocation|failed to allocate|OOM", re.I)
 
@@ -246,6 +250,66 @@ def write_reports(report: dict, out_dir: str) -> Dict[str, str]:
     return paths
 
 
+def record_path(engine: str) -> str:
+    return engine + RECORD_SUFFIX
+
+
+def write_record(engine: str, exit_code: int, line: str, report: Optional[dict] = None,
+                 report_path: Optional[str] = None) -> Optional[str]:
+    """Record the check's outcome beside the engine (``<engine>.check.json``), tied to the engine's sha256, so
+    ``resvit-export inspect`` can say "engine parity: PASSED 42/42 ..." - or why it did not run - without
+    running anything. Nothing is written for an engine file that does not exist."""
+    if not os.path.isfile(engine):
+        return None
+    rec = {"engine": os.path.basename(engine), "engine_sha256": sha256_of(engine), "exit_code": exit_code,
+           "status": "PASSED" if exit_code == 0 else ("FAILED" if exit_code == 3 else "NOT RUN"), "line": line,
+           "report": os.path.relpath(report_path, os.path.dirname(os.path.abspath(engine))) if report_path else None,
+           "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    if report is not None:
+        worst = report.get("worst") or {}
+        rec.update(precision=report["precision"], cases=len(report["cases"]),
+                   failed=sum(not c["passed"] for c in report["cases"]), skipped=len(report.get("skipped") or []),
+                   top1_agreement=report["top1_agreement"], reference=report.get("reference"),
+                   runtime=(report.get("artifact") or {}).get("runtime"), summary=report["summary"],
+                   failure=report.get("failure"),
+                   worst={k: worst.get(k) for k in ("name", "input", "max_abs", "cosine", "budget")} if worst else None)
+    path = record_path(engine)
+    _write_atomic(path, json.dumps(core.json_safe(rec), indent=2) + "\n")
+    return path
+
+
+def describe_record(engine: str) -> str:
+    """One line on what ``<engine>.check.json`` recorded for this very engine file: 'engine parity: PASSED 42/42
+    (...)', 'FAILED ...', or 'not checked (why)' - a record for other engine bytes counts as not checked."""
+    name = os.path.basename(engine)
+    try:
+        with open(record_path(engine), encoding="utf-8") as f:
+            rec = json.load(f)
+    except FileNotFoundError:
+        return f"engine parity: not checked (no {name}{RECORD_SUFFIX}: run python3 check_engine.py {name})"
+    except (OSError, ValueError) as err:
+        return f"engine parity: not checked ({name}{RECORD_SUFFIX} is unreadable: {err})"
+    if not isinstance(rec, dict) or rec.get("engine_sha256") != sha256_of(engine):
+        return (f"engine parity: not checked ({name}{RECORD_SUFFIX} describes another engine file: {name} was "
+                f"rebuilt or replaced since; run python3 check_engine.py {name})")
+    try:
+        return _describe(rec)
+    except (KeyError, TypeError, ValueError) as err:  # a record edited by hand: say so rather than crash
+        return f"engine parity: not checked ({name}{RECORD_SUFFIX} lacks or mangles {err})"
+
+
+def _describe(rec: dict) -> str:
+    if rec.get("cases") is None:  # the check stopped before comparing (reference set, runner)
+        return f"engine parity: not checked (check_engine.py exit {rec.get('exit_code')}: {rec.get('line')})"
+    n, failed, w = rec["cases"], rec["failed"], rec.get("worst") or {}
+    skipped = f", {rec['skipped']} skipped" if rec.get("skipped") else ""
+    if rec["status"] == "PASSED":
+        worst = (f"worst cos {w['cosine']:.7f}, max-abs {w['max_abs']:.3g} at {w['name']} [{w['input']}]"
+                 if w.get("cosine") is not None and w.get("max_abs") is not None else "no worst case")
+        return f"engine parity: PASSED {n - failed}/{n} ({worst}{skipped}; {rec['precision']}, {rec['date']})"
+    return f"engine parity: FAILED {n - failed}/{n} passed{skipped}: {rec.get('failure')} ({rec['date']})"
+
+
 def _verify_sums(directory: str, names: Sequence[str]) -> None:
     """Where the bundle's SHA256SUMS lies beside the reference set, the set must match it."""
     sums_path = os.path.join(directory, SUMS_NAME)
@@ -263,18 +327,27 @@ def _verify_sums(directory: str, names: Sequence[str]) -> None:
             raise ReferenceError(f"{name} does not match {SUMS_NAME} (tampered or corrupted; re-copy the bundle)")
 
 
+def device_sidecar(engine) -> Optional[dict]:
+    """build_engine.sh's ``<engine>.device.json`` (what built it, from which ONNX) when it describes this very
+    engine file (its engine_sha256 matches), else None."""
+    engine = str(engine)
+    try:
+        with open(engine + ".device.json", encoding="utf-8") as f:
+            side = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(side, dict) or not os.path.isfile(engine) or side.get("engine_sha256") != sha256_of(engine):
+        return None
+    return side
+
+
 def _artifact(engine: str, runner) -> dict:
     """The engine's path and sha256, and the ONNX it was built from when build_engine.sh left its sidecar."""
     info = {"path": engine, "sha256": sha256_of(engine) if os.path.isfile(engine) else None,
             "runtime": f"{type(runner).__module__}.{type(runner).__name__}"}
-    sidecar = engine + ".device.json"
-    if os.path.isfile(sidecar):
-        try:
-            with open(sidecar, encoding="utf-8") as f:
-                side = json.load(f)
-            info.update(onnx=side.get("onnx"), onnx_sha256=side.get("onnx_sha256"))
-        except (OSError, ValueError):
-            pass
+    side = device_sidecar(engine)
+    if side:
+        info.update(onnx=side.get("onnx"), onnx_sha256=side.get("onnx_sha256"))
     return info
 
 
@@ -317,14 +390,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             close = getattr(runner, "close", None)
             if close:
                 close()
-        write_reports(report, args.out or os.path.dirname(os.path.abspath(engine)))
+        paths = write_reports(report, args.out or os.path.dirname(os.path.abspath(engine)))
     except (UsageError, ReferenceError, RunnerError) as err:
-        print(f"FAILED | {time.monotonic() - started:.1f}s | {name} | {err}")
+        line = f"FAILED | {time.monotonic() - started:.1f}s | {name} | {err}"
+        write_record(engine, err.exit_code, line)
+        print(line)
         return err.exit_code
     status = "PASSED" if report["passed"] else "FAILED"
-    line = report["summary"] if report["passed"] else report["failure"]
-    print(f"{status} | {time.monotonic() - started:.1f}s | {name} | {line}")
-    return 0 if report["passed"] else 3
+    detail = report["summary"] if report["passed"] else report["failure"]
+    line = f"{status} | {time.monotonic() - started:.1f}s | {name} | {detail}"
+    code = 0 if report["passed"] else 3
+    write_record(engine, code, line, report, paths["json"])
+    print(line)
+    return code
 
 
 if __name__ == "__main__":
