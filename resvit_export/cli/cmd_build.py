@@ -60,6 +60,8 @@ def build(model, profiles, batch, weights, overrides, seed, out_dir, precision, 
         tolerances=tolerance_overrides(atol, rtol, cos_min, top1_min), extra_resolutions=resolutions or [],
         device=device, memory_budget=memory_budget, calib_data=calib_data, calib_synthetic=calib_synthetic,
         calib_method=calib_method, engine=engine, force=force)
+    from rich.markup import escape  # step details name cases like "[gaussian]", which rich would eat as markup
+
     console = Console(stderr=True)
     header = [f"resvit-export build {model} --profile {' --profile '.join(map(str, opts.profiles))} -> {opts.out_dir}"]
     with console.status("checking options") as status:
@@ -70,7 +72,7 @@ def build(model, profiles, batch, weights, overrides, seed, out_dir, precision, 
                 status.update(f"[bold]{name}[/bold] ...")
             else:
                 colour = {"PASSED": "green", "DEFERRED": "yellow", "SKIPPED": "yellow"}.get(rec.status, "red")
-                console.print(f"[{colour}]{rec.status:8}[/{colour}] {name:15} {rec.seconds:6.1f}s  {rec.detail}")
+                console.print(f"[{colour}]{rec.status:8}[/{colour}] {name:15} {rec.seconds:6.1f}s  {escape(rec.detail)}")
 
         try:
             result = run_build(opts, notify=notify)
