@@ -45,6 +45,7 @@ def build(model, profiles, batch, weights, overrides, seed, out_dir, precision, 
     Exits 0 with the engine step DEFERRED on machines without TensorRT; non-zero on any failed check.
     """
     from rich.console import Console
+    from rich.markup import escape  # step details name cases like "[gaussian]", which rich would eat as markup
 
     from resvit_export.pipeline import DEFAULT_MODEL, BuildOptions
     from resvit_export.pipeline import build as run_build
@@ -60,8 +61,6 @@ def build(model, profiles, batch, weights, overrides, seed, out_dir, precision, 
         tolerances=tolerance_overrides(atol, rtol, cos_min, top1_min), extra_resolutions=resolutions or [],
         device=device, memory_budget=memory_budget, calib_data=calib_data, calib_synthetic=calib_synthetic,
         calib_method=calib_method, engine=engine, force=force)
-    from rich.markup import escape  # step details name cases like "[gaussian]", which rich would eat as markup
-
     console = Console(stderr=True)
     header = [f"resvit-export build {model} --profile {' --profile '.join(map(str, opts.profiles))} -> {opts.out_dir}"]
     with console.status("checking options") as status:
