@@ -30,7 +30,8 @@ from .fp16 import (DEFAULT_VERIFY_SIZES, PrecisionResult, _load, check_drift, sa
                    verify_against_reference)
 from .policy import INT8_OP_TYPES, resolve_keep_fp32
 
-__all__ = ["make_int8_onnx", "INT8_COSINE_MIN", "qdq_summary"]
+__all__ = ["make_int8_onnx", "INT8_COSINE_MIN", "qdq_summary", "node_roles", "ROLES", "INT8_POLICIES",
+           "DEFAULT_INT8_POLICY"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,53 @@ log = logging.getLogger(__name__)
 # sanity floor that catches broken scales (which give cosine ~0), not an accuracy claim; measured on the random
 # tiny test models: see tests/precision and the README.
 INT8_COSINE_MIN = 0.98
+
+
+# What a quantizable node does in a ViT graph (see node_roles).
+ROLES = ("linear", "conv", "attn_scores", "attn_values")
+# Which roles get Q/DQ. "all" quantizes every MatMul/Gemm/Conv (the first policy; kept for measurements).
+INT8_POLICIES: dict[str, tuple[str, ...]] = {
+    "all": ROLES,
+    "weighted": ("linear", "conv"),
+}
+DEFAULT_INT8_POLICY = "all"
+
+
+def node_roles(model) -> dict[str, list[str]]:
+    """Names of the MatMul/Gemm/Conv nodes of ``model`` (a path or onnx.ModelProto) by role, in graph order.
+
+    ``linear``/``conv``: one input is a weight (an initializer, or a Constant/DequantizeLinear of one).
+    ``attn_values``: both inputs are activations and one comes from a Softmax (possibly through a Cast).
+    ``attn_scores``: both inputs are activations otherwise (Q·Kᵀ).
+    """
+    if not hasattr(model, "graph"):
+        model = _load(model)
+    g = model.graph
+    consts = {t.name for t in g.initializer} | {o for n in g.node if n.op_type == "Constant" for o in n.output}
+    produced_by = {o: n for n in g.node for o in n.output}
+
+    def origin(name: str):
+        node = produced_by.get(name)
+        while node is not None and node.op_type in ("Cast", "DequantizeLinear", "Identity"):
+            if node.input[0] in consts:
+                return "const"
+            node = produced_by.get(node.input[0])
+        return "const" if name in consts else node.op_type if node is not None else "input"
+
+    out: dict[str, list[str]] = {role: [] for role in ROLES}
+    for n in g.node:
+        if n.op_type not in INT8_OP_TYPES:
+            continue
+        sources = [origin(i) for i in n.input[:2]]
+        if n.op_type == "Conv":
+            out["conv"].append(n.name)
+        elif "const" in sources:
+            out["linear"].append(n.name)
+        elif "Softmax" in sources:
+            out["attn_values"].append(n.name)
+        else:
+            out["attn_scores"].append(n.name)
+    return out
 
 
 def qdq_summary(model) -> dict:
@@ -67,7 +115,7 @@ def make_int8_onnx(src: str | os.PathLike, dst: str | os.PathLike, calibration: 
                    method: str = "entropy", keep_fp32: str | Iterable[str] | None = None, *,
                    cache_dir: str | os.PathLike | None = "calibration/cache", batch_size: int = 4,
                    verify: bool = True, verify_sizes: Sequence[tuple[int, int]] = DEFAULT_VERIFY_SIZES,
-                   cosine_min: float = INT8_COSINE_MIN) -> PrecisionResult:
+                   cosine_min: float = INT8_COSINE_MIN, policy: str = DEFAULT_INT8_POLICY) -> PrecisionResult:
     """Write a symmetric-int8 Q/DQ copy of ``src`` to ``dst``.
 
     Args:
@@ -92,9 +140,13 @@ def make_int8_onnx(src: str | os.PathLike, dst: str | os.PathLike, calibration: 
     calib = _as_calibration_set(calibration)
     ort_method = _ort_method(method)
     model = _load(src)
-    policy = resolve_keep_fp32(model, keep_fp32, "int8", default_ops=())
-    op_types = [t for t in INT8_OP_TYPES if t not in policy.extra_ops]
-    exclude = list(policy.keep_nodes)
+    if policy not in INT8_POLICIES:
+        raise UsageError(f"unknown INT8 policy {policy!r}; choose one of {', '.join(INT8_POLICIES)}")
+    keep = resolve_keep_fp32(model, keep_fp32, "int8", default_ops=())
+    op_types = [t for t in INT8_OP_TYPES if t not in keep.extra_ops]
+    float_roles = [r for r in ROLES if r not in INT8_POLICIES[policy]]
+    by_role = node_roles(model)
+    exclude = list(dict.fromkeys(list(keep.keep_nodes) + [n for r in float_roles for n in by_role[r]]))
     ranges = compute_ranges(src, calib, method, cache_dir=cache_dir, batch_size=batch_size)
     dst = Path(dst)
     import onnx
