@@ -43,7 +43,7 @@ class BuildOptions:
 
     profiles: list[ResolutionProfile]
     out_dir: Path
-    model: str = DEFAULT_MODEL
+    model: Any = DEFAULT_MODEL  # registry name, "pkg.module:factory", or an nn.Module (models/external.py)
     batch: BatchRange | None = None  # folded into each plain-range profile by validate(); None: keep theirs
     precision: str = "fp32"
     keep_fp32: list[str] | None = None
@@ -100,8 +100,8 @@ class BuildOptions:
         check_output_dir(self.out_dir, self.force)
         prepared = prepare_model(self.model, self.overrides, seed=self.seed, weights=self.weights, profiles=profiles)
         extra = check_resolutions(self.extra_resolutions, profiles, prepared.size_rule)
-        opts = dataclasses.replace(self, profiles=profiles, batch=None, targets=targets, device=device,
-                                   memory_budget=budget, extra_resolutions=extra)
+        opts = dataclasses.replace(self, model=prepared.name, profiles=profiles, batch=None, targets=targets,
+                                   device=device, memory_budget=budget, extra_resolutions=extra)
         return CheckedBuild(opts, prepared)
 
 
