@@ -4,6 +4,7 @@
     python training/int8_sensitivity.py roles RUN [RUN ...] [--n 200]       # by node role, both directions
     python training/int8_sensitivity.py nodes RUN [--n 200]                 # leave-one-node-out, per node
     python training/int8_sensitivity.py calib RUN [RUN ...] [--n 200]       # method x calibration data
+    python training/int8_sensitivity.py policies [RUN ...] [--n 200]        # each INT8 policy, every run
 
 A measurement, not a gate. Each run is exported (profile 48-512) and rewritten as ``build`` does; ranges are
 calibrated once per (data, method) over 32 images at 64, 224 and 512 px. Each variant is a Q/DQ graph made by
@@ -153,6 +154,25 @@ def calib(names, n, policy):
                 for method in ("entropy", "minmax", "percentile"):
                     out = _variant(src, tmp / f"{data}-{method}.onnx", cset, [], method=method, policy=policy)
                     click.echo(_row(f"{data}, {method}", _agreement(name, Path(out.path), n)))
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--n", type=click.IntRange(min=1), default=200, show_default=True)
+def policies(names, n):
+    """Every policy of precision.int8.INT8_POLICIES on every run (all runs when none is named)."""
+    from resvit_export.precision.int8 import INT8_POLICIES
+    from resvit_export.reference.checkpoints import REFERENCE_MODELS
+
+    calib = _calibration("scenes")
+    click.echo(HEADER.replace("| variant |", "| run, policy |"))
+    for name in names or REFERENCE_MODELS:
+        with tempfile.TemporaryDirectory(prefix="resvit-sens-") as tmp:
+            tmp = Path(tmp)
+            src = _export(name, tmp)
+            for policy in INT8_POLICIES:
+                out = _variant(src, tmp / f"{policy}.onnx", calib, [], policy=policy)
+                click.echo(_row(f"{name}, {policy}", _agreement(name, Path(out.path), n)))
 
 
 if __name__ == "__main__":
