@@ -62,3 +62,14 @@ def test_python_api_takes_a_module_object(in_repo, tmp_path):
     with pytest.raises(ModelContractError, match="has no `size_rule`"):
         resvit_export.build(type("Bare", (__import__("torch").nn.Module,), {})(), "32-96", tmp_path / "c")
     assert not any(tmp_path.iterdir())
+
+
+def test_export_takes_a_module_factory_too(in_repo, tmp_path):
+    out = tmp_path / "exp"
+    run = CliRunner().invoke(cli, ["export", "examples.my_vit:my_vit_tiny", "--set", "depth=1", "--profile", "32-64",
+                                   "-o", str(out)])
+    assert run.exit_code == 0, run.output
+    assert json.loads((out / "export.json").read_text())["family"] == "my_vit"
+    packed = CliRunner().invoke(cli, ["export", "examples.my_vit:my_vit_tiny", "--packed", "--profile", "32-64",
+                                      "-o", str(tmp_path / "p")])
+    assert packed.exit_code == 2 and not (tmp_path / "p").exists()
