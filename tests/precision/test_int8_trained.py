@@ -44,3 +44,23 @@ def test_int8_build_of_a_trained_checkpoint_reports_heldout_agreement(tmp_path):
     step = next(s for s in status["details"]["steps"] if s["name"] == "precision-int8")
     assert "held-out top-1 agreement (vitar_test) 64x64 " in step["detail"]
     assert "precision.int8.json" in step["artifacts"]
+
+
+def test_a_heldout_agreement_below_the_floor_fails_the_build(tmp_path, monkeypatch):
+    """The gate's failure path: the same build judged against an unreachable floor fails with ParityError, and
+    the precision report with the measured agreement is kept for diagnosis."""
+    from resvit_export.errors import ParityError
+    from resvit_export.precision import int8
+
+    real = int8.heldout_gate
+    monkeypatch.setattr(int8, "heldout_gate", lambda *a, **k: real(*a, **{**k, "minimum": 1.01, "n": 20}))
+    out = tmp_path / "strict"
+    run = CliRunner().invoke(cli, ["build", "vitar_test", "--weights", str(weights_path("vitar_test")),
+                                   "--profile", "64-96", "--precision", "int8", "--calib-data", "builtin",
+                                   "--cos-min", "0.95", "--engine", "skip", "-o", str(out)])
+    assert run.exit_code == ParityError.exit_code, run.output
+    assert "int8 held-out top-1 agreement" in run.output and "is below 1.01" in run.output
+    status = json.loads(next(tmp_path.rglob("status.json")).read_text())
+    assert status["status"] == "FAILED"
+    report = json.loads(next(tmp_path.rglob("precision.int8.json")).read_text())
+    assert report["details"]["heldout_agreement"]["passed"] is False
