@@ -44,12 +44,13 @@ def _dir_name(model: str) -> str:
               help="auto: build the engine when TensorRT and a GPU exist, otherwise defer it to the target.")
 @force_option("Replace an earlier resvit-export output in the directory (it is kept until this build PASSES).")
 @handle_errors
-def build(model, model_opt, profiles, batch, weights, overrides, seed, out_dir, precision, fp16_flag, int8_flag, keep_fp32,
-          targets, opset, no_rewrite, only_passes, resolutions, atol, rtol, cos_min, top1_min, device, memory_budget,
-          calib_data, calib_synthetic, calib_method, engine, force):
+def build(model, model_opt, profiles, batch, weights, overrides, seed, out_dir, precision, fp16_flag, int8_flag,
+          keep_fp32, targets, opset, no_rewrite, only_passes, resolutions, atol, rtol, cos_min, top1_min, device,
+          memory_budget, calib_data, calib_synthetic, calib_method, engine, force):
     """Export, rewrite, lint, validate and (where TensorRT exists) build engines for MODEL.
 
     With no MODEL the default (vitar_s) is used, so `resvit-export build --profile 224-1792` works as is.
+    MODEL may also be pkg.module:factory or path/file.py:factory (a model defined outside the package).
     Exits 0 with the engine step DEFERRED on machines without TensorRT; non-zero on any failed check.
     """
     from rich.console import Console
