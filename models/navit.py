@@ -62,6 +62,8 @@ __all__ = [
     "PackedNaViT",
     "PackedBatch",
     "pack_images",
+    "pack_patches",
+    "ImagePatches",
     "unpack_logits",
     "patchify",
     "interp_table",
@@ -281,6 +283,58 @@ def first_fit(lengths: Sequence[int], capacity: int) -> list[list[int]]:
     return bins
 
 
+@dataclass(frozen=True)
+class ImagePatches:
+    """One image's tokens before packing: ``patches`` [n, C*P*P] in ``patchify``'s layout, their (row, col) in
+    the image's ``grid`` [n, 2], and the grid's (rows, cols). A subset of the grid is allowed (token dropping)."""
+
+    patches: torch.Tensor
+    coords: torch.Tensor
+    grid: tuple[int, int]
+
+    @classmethod
+    def full(cls, image: torch.Tensor, patch_size: int) -> "ImagePatches":
+        """Every patch of ``image`` [C, H, W] (floor rule), row-major."""
+        gh, gw = image.shape[-2] // patch_size, image.shape[-1] // patch_size
+        rr, cc = torch.meshgrid(torch.arange(gh), torch.arange(gw), indexing="ij")
+        return cls(patchify(image[None], patch_size)[0], torch.stack([rr.reshape(-1), cc.reshape(-1)], dim=-1),
+                   (gh, gw))
+
+
+def pack_patches(items: Sequence[ImagePatches], max_seq_len: int | None = None) -> PackedBatch:
+    """Pack images' tokens greedily first-fit into sequences: the one tensor-filling loop behind ``pack_images``
+    and any host-side token selection (NaViT's token dropping in ``reference.training``).
+
+    Every sequence is padded to ``max_seq_len`` tokens (default: the longest item) and the slot dimension E to the
+    most images any sequence holds.
+    """
+    if len(items) == 0:
+        raise ValueError("pack_patches needs at least one image")
+    lengths = [it.patches.shape[0] for it in items]
+    capacity = max(lengths) if max_seq_len is None else max_seq_len
+    bins = first_fit(lengths, capacity)
+    S, N, E = len(bins), capacity, max(len(b) for b in bins)
+    patches = torch.zeros(S, N, items[0].patches.shape[1], dtype=items[0].patches.dtype)
+    coords = torch.zeros(S, N, 2, dtype=torch.int64)
+    grid_hw = torch.ones(S, N, 2, dtype=torch.int64)
+    image_ids = torch.full((S, N), -1, dtype=torch.int64)
+    image_valid = torch.zeros(S, E, dtype=torch.bool)
+    index = torch.zeros(len(items), 2, dtype=torch.int64)
+    for s, members in enumerate(bins):
+        pos = 0
+        for slot, i in enumerate(members):
+            it = items[i]
+            n = it.patches.shape[0]
+            patches[s, pos : pos + n] = it.patches
+            coords[s, pos : pos + n] = it.coords
+            grid_hw[s, pos : pos + n] = torch.tensor(it.grid)
+            image_ids[s, pos : pos + n] = slot
+            image_valid[s, slot] = True
+            index[i] = torch.tensor([s, slot])
+            pos += n
+    return PackedBatch(patches, coords, grid_hw, image_ids, image_valid, index)
+
+
 def pack_images(images: Sequence[torch.Tensor], patch_size: int = 16, max_seq_len: int | None = None) -> PackedBatch:
     """Patchify images ([C, H, W] each, any sizes) and pack them greedily first-fit into sequences.
 
@@ -289,41 +343,14 @@ def pack_images(images: Sequence[torch.Tensor], patch_size: int = 16, max_seq_le
     """
     if len(images) == 0:
         raise ValueError("pack_images needs at least one image")
-    per_image = []
     for i, img in enumerate(images):
         if img.dim() != 3 or img.shape[0] != images[0].shape[0]:
             raise InputSizeError(f"image {i} must be [C, H, W] with the same C as image 0, got shape "
                                  f"{tuple(img.shape)} (image 0: {tuple(images[0].shape)})")
-        gh, gw = img.shape[-2] // patch_size, img.shape[-1] // patch_size
-        if gh < 1 or gw < 1:
+        if img.shape[-2] < patch_size or img.shape[-1] < patch_size:
             raise InputSizeError(f"image {i} of {img.shape[-2]}×{img.shape[-1]} px is smaller than one "
                                  f"{patch_size}×{patch_size} patch")
-        per_image.append((patchify(img[None], patch_size)[0], gh, gw))
-    lengths = [p.shape[0] for p, _, _ in per_image]
-    capacity = max(lengths) if max_seq_len is None else max_seq_len
-    bins = first_fit(lengths, capacity)
-    S, N, E = len(bins), capacity, max(len(b) for b in bins)
-    pdim = per_image[0][0].shape[1]
-    patches = torch.zeros(S, N, pdim, dtype=per_image[0][0].dtype)
-    coords = torch.zeros(S, N, 2, dtype=torch.int64)
-    grid_hw = torch.ones(S, N, 2, dtype=torch.int64)
-    image_ids = torch.full((S, N), -1, dtype=torch.int64)
-    image_valid = torch.zeros(S, E, dtype=torch.bool)
-    index = torch.zeros(len(images), 2, dtype=torch.int64)
-    for s, members in enumerate(bins):
-        pos = 0
-        for slot, i in enumerate(members):
-            p, gh, gw = per_image[i]
-            n = p.shape[0]
-            patches[s, pos : pos + n] = p
-            rr, cc = torch.meshgrid(torch.arange(gh), torch.arange(gw), indexing="ij")
-            coords[s, pos : pos + n] = torch.stack([rr.reshape(-1), cc.reshape(-1)], dim=-1)
-            grid_hw[s, pos : pos + n] = torch.tensor([gh, gw])
-            image_ids[s, pos : pos + n] = slot
-            image_valid[s, slot] = True
-            index[i] = torch.tensor([s, slot])
-            pos += n
-    return PackedBatch(patches, coords, grid_hw, image_ids, image_valid, index)
+    return pack_patches([ImagePatches.full(img, patch_size) for img in images], max_seq_len)
 
 
 def unpack_logits(logits: torch.Tensor, batch: PackedBatch) -> torch.Tensor:

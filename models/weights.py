@@ -12,7 +12,11 @@ import torch
 from resvit_export.errors import CheckpointError
 from resvit_export.io import atomic_path
 
-__all__ = ["save_weights", "load_weights", "PICKLE_SUFFIXES", "PICKLE_RECIPE"]
+__all__ = ["save_weights", "load_weights", "read_metadata", "METADATA_KEY", "PICKLE_SUFFIXES", "PICKLE_RECIPE"]
+
+# safetensors keeps its metadata in a Rust HashMap, so several keys come out in a different order in every
+# process and the same weights hash differently. One key holding sorted JSON makes the bytes reproducible.
+METADATA_KEY = "resvit_export"
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".tar")
 # One line a user can run where the pickle's origin is trusted; `weights_only=True` restricts unpickling to
@@ -25,28 +29,44 @@ PICKLE_RECIPE = ("""python -c "import torch, safetensors.torch as st; sd = torch
 def save_weights(model: torch.nn.Module, path: str | os.PathLike, extra_metadata: dict[str, str] | None = None) -> Path:
     """Write ``model``'s state dict to ``path`` (temp file + rename, so a crash leaves no partial file).
 
-    The safetensors metadata records ``model_name`` and the ``config`` (JSON), plus ``extra_metadata``.
+    The safetensors metadata is one key, ``resvit_export``, holding sorted JSON: ``model_name``, the ``config``
+    (a dict) and ``extra_metadata``. Same model, same bytes, in any process (see METADATA_KEY).
     """
     from safetensors.torch import save_file
 
     path = Path(path)
-    meta = {"model_name": getattr(model, "model_name", "") or type(model).__name__}
+    meta: dict = {"model_name": getattr(model, "model_name", "") or type(model).__name__}
     if dataclasses.is_dataclass(getattr(model, "cfg", None)):
-        meta["config"] = json.dumps(dataclasses.asdict(model.cfg))
+        meta["config"] = dataclasses.asdict(model.cfg)
     meta.update(extra_metadata or {})
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=meta)
+        save_file(state, str(tmp), metadata={METADATA_KEY: json.dumps(meta, sort_keys=True)})
     return path
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The metadata :func:`save_weights` wrote, as a dict (``config`` decoded); {} when there is none.
+
+    Reads both layouts: one ``resvit_export`` key of JSON (now), and the older separate keys with ``config`` as a
+    JSON string (the committed reference weights use it).
+    """
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        raw = f.metadata() or {}
+    if METADATA_KEY in raw:
+        return json.loads(raw[METADATA_KEY])
+    meta: dict = dict(raw)
+    if isinstance(meta.get("config"), str):
+        meta["config"] = json.loads(meta["config"])
+    return meta
 
 
 def _saved_overrides(path: Path, model: torch.nn.Module) -> str:
     """`--set` flags that turn ``model``'s config into the one the checkpoint was saved with ('' if unknown)."""
-    from safetensors import safe_open
-
     try:
-        with safe_open(str(path), "pt") as f:
-            saved = json.loads((f.metadata() or {}).get("config", "{}"))
+        saved = read_metadata(path).get("config") or {}
     except (OSError, ValueError):
         return ""
     cfg = getattr(model, "cfg", None)

@@ -60,6 +60,10 @@ class BuildLayout:
         """model.fp16.onnx / model.int8.onnx; fp32 is the rewritten graph."""
         return self.rewritten_onnx if precision == "fp32" else self.root / f"model.{precision}.onnx"
 
+    def precision_report(self, precision: str) -> Path:
+        """precision.fp16.json / precision.int8.json: what the precision step wrote and verified."""
+        return self.root / f"precision.{precision}.json"
+
     # --- validate --------------------------------------------------------------------------------------
     def parity(self, precision: str, ext: str) -> Path:
         """parity.json / parity.fp16.md / parity.int8.junit.xml ..."""

@@ -44,7 +44,7 @@ class BuildOptions:
 
     profiles: list[ResolutionProfile]
     out_dir: Path
-    model: str = DEFAULT_MODEL
+    model: Any = DEFAULT_MODEL  # registry name, "pkg.module:factory", or an nn.Module (models/external.py)
     batch: BatchRange | None = None  # folded into each plain-range profile by validate(); None: keep theirs
     precision: str = "fp32"
     keep_fp32: list[str] | None = None
@@ -101,8 +101,8 @@ class BuildOptions:
         check_output_dir(self.out_dir, self.force)
         prepared = prepare_model(self.model, self.overrides, seed=self.seed, weights=self.weights, profiles=profiles)
         extra = check_resolutions(self.extra_resolutions, profiles, prepared.size_rule)
-        opts = dataclasses.replace(self, profiles=profiles, batch=None, targets=targets, device=device,
-                                   memory_budget=budget, extra_resolutions=extra)
+        opts = dataclasses.replace(self, model=prepared.name, profiles=profiles, batch=None, targets=targets,
+                                   device=device, memory_budget=budget, extra_resolutions=extra)
         return CheckedBuild(opts, prepared)
 
 
@@ -309,10 +309,28 @@ def _step_precision(opts: BuildOptions, layout: BuildLayout, state: BuildState):
 
         calib = calibration_set_for_build(opts.profiles, state.model.size_rule, calib_data=opts.calib_data,
                                           calib_synthetic=opts.calib_synthetic, seed=opts.seed)
-        result = make_int8_onnx(state.deploy_onnx, dst, calib, method=opts.calib_method, keep_fp32=opts.keep_fp32)
+        floor = {"cosine_min": opts.tolerances.cos_min} if opts.tolerances.cos_min is not None else {}  # --cos-min
+        result = make_int8_onnx(state.deploy_onnx, dst, calib, method=opts.calib_method, keep_fp32=opts.keep_fp32,
+                                **floor)
     state.precision_onnx = Path(result.path)
     state.precision_result = result
-    return "PASSED", f"{len(result.kept_fp32_nodes)} nodes kept in FP32", [layout.rel(result.path)]
+    detail = f"{len(result.kept_fp32_nodes)} nodes kept in FP32"
+    gate = None
+    if opts.precision == "int8":  # trained reference weights: held-out top-1 agreement (precision.int8)
+        from .precision.int8 import heldout_gate
+
+        gate = heldout_gate(state.model.model, result.path, opts.model, opts.weights, opts.profiles)
+        if gate is not None:
+            run, agreement = gate
+            result.details["heldout_agreement"] = {"run": run, **agreement.to_dict()}
+            detail += (f"; held-out top-1 agreement ({run}) " + ", ".join(
+                f"{k} {s / t:.3f}" for k, (s, t) in agreement.per_size.items()) + f" (min {agreement.minimum})")
+    write_json_atomic(layout.precision_report(opts.precision), result.to_dict())
+    artifacts = [layout.rel(result.path), layout.rel(layout.precision_report(opts.precision))]
+    if gate is not None and not gate[1].passed:
+        raise ParityError(f"int8 held-out top-1 agreement {gate[1].worst:.3f} is below {gate[1].minimum} "
+                          f"({detail}; see {artifacts[1]})")
+    return "PASSED", detail, artifacts
 
 
 def _step_plan(opts: BuildOptions, layout: BuildLayout, state: BuildState):

@@ -70,26 +70,41 @@ def check_seed(seed: int | None) -> None:
         raise UsageError(f"seed {seed} is outside 0..{SEED_MAX}")
 
 
-def prepare_model(name: str, overrides: dict[str, Any], *, seed: int | None, weights: str | Path | None,
+def prepare_model(name: Any, overrides: dict[str, Any], *, seed: int | None, weights: str | Path | None,
                   profiles: Sequence[ResolutionProfile], fit_to_profiles: bool = True) -> PreparedModel:
     """Build the reference model the way export will, and check everything that depends on it.
 
+    ``name`` is a registry name, ``pkg.module:factory`` (or ``path/file.py:factory``), or an ``nn.Module``
+    (the Python API); the last two must meet the model contract (models/contract.py).
+
     Raises:
         UnknownModelError / ConfigError (exit 2): the name, an override's field or type, or a config invariant.
+        ModelContractError / UsageError (exit 2): an external model that lacks a contract piece or cannot load.
         InputSizeError (exit 2): a profile outside the model's size rule.
         CheckpointError (exit 6): an unreadable or mismatching weights file.
     """
     from .models import create_model, get_entry, load_weights
+    from .models.external import adopt_module, external_model, is_factory_spec
 
     check_seed(seed)
-    entry = get_entry(name)
-    applied = deployment_overrides(name, profiles, overrides) if fit_to_profiles else dict(overrides)
-    model = create_model(name, seed=seed, **applied)
+    if not isinstance(name, str):  # the Python API's build(model=nn.Module): the caller built it
+        if overrides:
+            raise UsageError("overrides (--set) only apply to a registry name or a module:factory, not to a "
+                             "model object; build the object with them")
+        model = adopt_module(name, type(name).__name__)
+        name, family, applied = model.model_name, model.family, {}
+    elif is_factory_spec(name):  # pkg.module:factory (models/external.py)
+        model = external_model(name, overrides, seed=seed)
+        family, applied = model.family, dict(overrides)
+    else:
+        family = get_entry(name).family
+        applied = deployment_overrides(name, profiles, overrides) if fit_to_profiles else dict(overrides)
+        model = create_model(name, seed=seed, **applied)
     for prof in profiles:
         prof.check_against(model.size_rule)
     if weights is not None:
         load_weights(model, weights)
-    return PreparedModel(name, entry.family, model, applied)
+    return PreparedModel(name, family, model, applied)
 
 
 def check_resolutions(resolutions: Iterable[tuple[int, int]], profiles: Sequence[ResolutionProfile],
@@ -105,9 +120,10 @@ def check_resolutions(resolutions: Iterable[tuple[int, int]], profiles: Sequence
     return out
 
 
-def check_calibration_source(precision: str, calib_data: Path | None, calib_synthetic: int | None) -> None:
-    """INT8 needs exactly one calibration source; other precisions take none."""
-    from .precision.calibration import NO_DATA_HINT
+def check_calibration_source(precision: str, calib_data: Path | str | None, calib_synthetic: int | None) -> None:
+    """INT8 needs exactly one calibration source; other precisions take none. ``calib_data`` "builtin" needs
+    the photos extra (MissingDependencyError, exit 7, when a photo file is missing)."""
+    from .precision.calibration import BUILTIN_CALIB, NO_DATA_HINT
 
     if calib_data is not None and calib_synthetic is not None:
         raise UsageError("--calib-data and --calib-synthetic conflict: pass one of them")
@@ -115,7 +131,12 @@ def check_calibration_source(precision: str, calib_data: Path | None, calib_synt
         raise UsageError(NO_DATA_HINT)
     if precision != "int8" and (calib_data is not None or calib_synthetic is not None):
         raise UsageError(f"--calib-data/--calib-synthetic only apply to --precision int8, not {precision}")
-    if calib_data is not None:
+    if str(calib_data) == BUILTIN_CALIB:  # the photos come with installed wheels: check they are there
+        from .data.photos import BUILTIN_PHOTOS, photo_path
+
+        for photo in BUILTIN_PHOTOS:
+            photo_path(photo.name)
+    elif calib_data is not None:
         data = Path(calib_data)
         if not data.exists():
             raise UsageError(f"--calib-data {data} does not exist")

@@ -15,8 +15,16 @@ from .options import (RESOLUTIONS, calibration_options, compose, device_options,
 _DEFAULT_OUT = "resvit-build"
 
 
+def _dir_name(model: str) -> str:
+    """A default output folder name for MODEL (a module:factory or file path made one path component)."""
+    return model.replace(":", ".").replace("/", "_").replace("\\", "_")
+
+
 @click.command()
 @click.argument("model", required=False)
+@click.option("--model", "model_opt", default=None, metavar="NAME|MODULE:FACTORY",
+              help="The model, as the MODEL argument: a registry name, or pkg.module:factory / path/file.py:factory "
+                   "returning an nn.Module that meets the model contract (README 'Bring your own model').")
 @compose(profile_options, model_options)
 @click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), default=None,
               help=f"Output directory (default ./{_DEFAULT_OUT}/MODEL).")
@@ -36,12 +44,13 @@ _DEFAULT_OUT = "resvit-build"
               help="auto: build the engine when TensorRT and a GPU exist, otherwise defer it to the target.")
 @force_option("Replace an earlier resvit-export output in the directory (it is kept until this build PASSES).")
 @handle_errors
-def build(model, profiles, batch, weights, overrides, seed, out_dir, precision, fp16_flag, int8_flag, keep_fp32,
-          targets, opset, no_rewrite, only_passes, resolutions, atol, rtol, cos_min, top1_min, device, memory_budget,
-          calib_data, calib_synthetic, calib_method, engine, force):
+def build(model, model_opt, profiles, batch, weights, overrides, seed, out_dir, precision, fp16_flag, int8_flag,
+          keep_fp32, targets, opset, no_rewrite, only_passes, resolutions, atol, rtol, cos_min, top1_min, device,
+          memory_budget, calib_data, calib_synthetic, calib_method, engine, force):
     """Export, rewrite, lint, validate and (where TensorRT exists) build engines for MODEL.
 
     With no MODEL the default (vitar_s) is used, so `resvit-export build --profile 224-1792` works as is.
+    MODEL may also be pkg.module:factory or path/file.py:factory (a model defined outside the package).
     Exits 0 with the engine step DEFERRED on machines without TensorRT; non-zero on any failed check.
     """
     from rich.console import Console
@@ -52,9 +61,11 @@ def build(model, profiles, batch, weights, overrides, seed, out_dir, precision, 
     from resvit_export.precision.policy import resolve_precision
 
     started = time.monotonic()
-    model = model or DEFAULT_MODEL
+    if model and model_opt and model != model_opt:
+        raise click.UsageError(f"two models given: MODEL {model} and --model {model_opt}; pass one")
+    model = model or model_opt or DEFAULT_MODEL
     opts = BuildOptions(
-        profiles=with_batch(profiles, batch), out_dir=out_dir or Path(_DEFAULT_OUT) / model, model=model,
+        profiles=with_batch(profiles, batch), out_dir=out_dir or Path(_DEFAULT_OUT) / _dir_name(model), model=model,
         precision=resolve_precision(precision, fp16_flag, int8_flag), keep_fp32=list(keep_fp32) or None,
         opset=opset, weights=weights, overrides=dict(overrides), seed=seed, targets=list(targets),
         rewrite=not no_rewrite, only_passes=list(only_passes) or None,

@@ -59,6 +59,15 @@ RESOLUTIONS = LibraryParam("HxW,...", parse_sizes)
 MEMORY_SIZE = LibraryParam("SIZE", parse_memory_size)
 
 
+def _parse_calib_data(text: str):
+    from resvit_export.precision.calibration import parse_calib_data  # numpy: imported only when the flag is used
+
+    return parse_calib_data(text)
+
+
+CALIB_DATA = LibraryParam("DIR|builtin", _parse_calib_data)
+
+
 class OverrideType(click.ParamType):
     """``--set KEY=VALUE`` -> (key, value); the value is checked against the model config later (preflight)."""
 
@@ -155,8 +164,9 @@ def tolerance_options(fn):
 
 def calibration_options(fn):
     return compose(
-        click.option("--calib-data", type=click.Path(exists=True, path_type=Path), default=None,
-                     help="INT8 calibration data: a folder of images/arrays, or a saved calib.npz."),
+        click.option("--calib-data", type=CALIB_DATA, default=None,
+                     help="INT8 calibration data: a folder of images/arrays, a saved calib.npz, or 'builtin' "
+                          "(the CC0/public-domain photos shipped in scikit-image and matplotlib)."),
         click.option("--calib-synthetic", type=click.IntRange(1, 4096), default=None, metavar="N",
                      help="INT8: N deterministic real-image-like synthetic images per resolution."),
         click.option("--calib-method", type=click.Choice(CALIB_METHODS), default="entropy", show_default=True,

@@ -71,9 +71,10 @@ def export_to_dir(opts: ExportOptions, progress: Callable[[str], Any] | None = N
     started = time.monotonic()
     if not opts.profiles:
         raise UsageError("give at least one --profile (e.g. 224-1792)")
-    family = get_entry(opts.model).family
-    if opts.packed and family != "navit":
-        raise UsageError(f"--packed is only for NaViT models; {opts.model} is a {family} model")
+    if opts.packed:  # a module:factory model has no registry entry; only the packed path needs the family
+        family = get_entry(opts.model).family
+        if family != "navit":
+            raise UsageError(f"--packed is only for NaViT models; {opts.model} is a {family} model")
     require_modules(["onnx", "onnxscript"])
     check_output_dir(opts.out_dir, opts.force)  # before the model is built: a wrong -o fails at once
     profiles = [p if opts.batch is None or p.input_name else dataclasses.replace(p, batch=opts.batch)

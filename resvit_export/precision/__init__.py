@@ -2,7 +2,8 @@
 
     policy       resolve_precision(), the ViT FP32-kept-ops policy, --keep-fp32 validation
     fp16         make_fp16_onnx(src, dst, keep_fp32=None) -> PrecisionResult
-    int8         make_int8_onnx(src, dst, calibration, method="entropy", keep_fp32=None) -> PrecisionResult
+    int8         make_int8_onnx(src, dst, calibration, method="entropy", keep_fp32=None, policy="weighted")
+                 -> PrecisionResult; node_roles(), INT8_POLICIES
     calibration  CalibrationSet, compute_ranges() with the (ONNX, set, method) cache, TensorRT cache text
 
 Names are loaded lazily so importing the package needs neither onnx nor onnxruntime.

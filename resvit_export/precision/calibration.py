@@ -53,6 +53,8 @@ __all__ = [
     "resolutions_from_profile",
     "calibration_resolutions",
     "calibration_set_for_build",
+    "BUILTIN_CALIB",
+    "parse_calib_data",
     "onnx_sha256",
     "compute_ranges",
     "write_trt_calibration_cache",
@@ -67,6 +69,18 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 ARRAY_SUFFIXES = (".npy", ".npz")
 _KEY_RE = re.compile(r"^x_(\d+)x(\d+)$")
 NO_DATA_HINT = "INT8 needs calibration data: pass --calib-data DIR or --calib-synthetic N"
+# `--calib-data builtin`: the permissively licensed photos installed wheels ship (resvit_export.data.photos)
+BUILTIN_CALIB = "builtin"
+
+
+def parse_calib_data(text: str | os.PathLike) -> str | Path:
+    """``--calib-data``: the word ``builtin`` (the shipped photos) or a path that exists (folder or calib.npz)."""
+    if str(text) == BUILTIN_CALIB:
+        return BUILTIN_CALIB
+    path = Path(text)
+    if not path.exists():
+        raise UsageError(f"--calib-data {path} does not exist (give a folder, a calib.npz, or 'builtin')")
+    return path
 
 
 # ------------------------------------------------------------------------------------------ resolutions
@@ -135,6 +149,8 @@ def calibration_set_for_build(profiles, size_rule, *, calib_data: str | os.PathL
     res = calibration_resolutions(profiles or [], size_rule)
     if not res:
         raise UsageError("INT8 calibration needs at least one --profile to pick calibration resolutions")
+    if str(calib_data) == BUILTIN_CALIB:
+        return CalibrationSet.builtin(res)
     if calib_data is not None:
         data = Path(calib_data)
         if data.is_file() and data.suffix == ".npz" and data.name == "calib.npz":
@@ -280,6 +296,16 @@ class CalibrationSet:
         arrays = {tuple(hw): synthetic_images(int(n), hw[0], hw[1], seed) for hw in parse_resolutions(resolutions)}
         return cls(name, arrays, {"kind": "synthetic", "generator": "resvit_export.validate.inputs.synthetic_images",
                                   "n": int(n), "seed": seed})
+
+    @classmethod
+    def builtin(cls, resolutions: Sequence[tuple[int, int]], name: str = "builtin-photos") -> "CalibrationSet":
+        """The builtin photographs (resvit_export.data.photos: nine CC0/public-domain photos shipped inside
+        scikit-image and matplotlib) at every resolution, aspect kept by a centre crop."""
+        from resvit_export.data.photos import BUILTIN_PHOTOS, builtin_photos
+
+        arrays = {tuple(hw): builtin_photos(hw[0], hw[1]) for hw in parse_resolutions(resolutions)}
+        return cls(name, arrays, {"kind": "builtin photos", "module": "resvit_export.data.photos",
+                                  "photos": {p.name: p.licence for p in BUILTIN_PHOTOS}})
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike, resolutions: Sequence[tuple[int, int]],

@@ -30,7 +30,8 @@ from .fp16 import (DEFAULT_VERIFY_SIZES, PrecisionResult, _load, check_drift, sa
                    verify_against_reference)
 from .policy import INT8_OP_TYPES, resolve_keep_fp32
 
-__all__ = ["make_int8_onnx", "INT8_COSINE_MIN", "qdq_summary"]
+__all__ = ["make_int8_onnx", "INT8_COSINE_MIN", "qdq_summary", "node_roles", "ROLES", "INT8_POLICIES",
+           "DEFAULT_INT8_POLICY", "heldout_gate", "HELDOUT_TOP1_MIN", "HELDOUT_N", "HELDOUT_MAX_SIDE"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,82 @@ log = logging.getLogger(__name__)
 # sanity floor that catches broken scales (which give cosine ~0), not an accuracy claim; measured on the random
 # tiny test models: see tests/precision and the README.
 INT8_COSINE_MIN = 0.98
+
+
+# What a quantizable node does in a ViT graph (see node_roles).
+ROLES = ("linear", "conv", "attn_scores", "attn_values")
+# Which roles get Q/DQ. "weighted" (default): MatMul/Gemm/Conv with a weight; the two attention MatMuls stay
+# float. "all" quantizes every MatMul/Gemm/Conv (the first policy; kept for measurements). Measured on the
+# trained tiny models (training/int8_sensitivity.py, README "INT8"): quantizing softmax·V alone takes
+# resformer_test from 99 % agreement to 13 % at 512x256 (probabilities ~1/N share one per-tensor scale), while
+# "weighted" keeps 73-97 % at 224 px and above, where "all" falls to 7-73 % at 512x256 for every family whose
+# attention grows with the image.
+INT8_POLICIES: dict[str, tuple[str, ...]] = {
+    "weighted": ("linear", "conv"),
+    "all": ROLES,
+}
+DEFAULT_INT8_POLICY = "weighted"
+
+
+def node_roles(model) -> dict[str, list[str]]:
+    """Names of the MatMul/Gemm/Conv nodes of ``model`` (a path or onnx.ModelProto) by role, in graph order.
+
+    ``linear``/``conv``: one input is a weight (an initializer, or a Constant/DequantizeLinear of one).
+    ``attn_values``: both inputs are activations and one comes from a Softmax (possibly through a Cast).
+    ``attn_scores``: both inputs are activations otherwise (Q·Kᵀ).
+    """
+    if not hasattr(model, "graph"):
+        model = _load(model)
+    g = model.graph
+    consts = {t.name for t in g.initializer} | {o for n in g.node if n.op_type == "Constant" for o in n.output}
+    produced_by = {o: n for n in g.node for o in n.output}
+
+    def origin(name: str):
+        node = produced_by.get(name)
+        while node is not None and node.op_type in ("Cast", "DequantizeLinear", "Identity"):
+            if node.input[0] in consts:
+                return "const"
+            node = produced_by.get(node.input[0])
+        return "const" if name in consts else node.op_type if node is not None else "input"
+
+    out: dict[str, list[str]] = {role: [] for role in ROLES}
+    for n in g.node:
+        if n.op_type not in INT8_OP_TYPES:
+            continue
+        sources = [origin(i) for i in n.input[:2]]
+        if n.op_type == "Conv":
+            out["conv"].append(n.name)
+        elif "const" in sources:
+            out["linear"].append(n.name)
+        elif "Softmax" in sources:
+            out["attn_values"].append(n.name)
+        else:
+            out["attn_scores"].append(n.name)
+    return out
+
+
+# The held-out gate of an INT8 build of a trained reference checkpoint (weights/*.safetensors, matched by sha256):
+# top-1 agreement of the Q/DQ graph (ONNX Runtime) with eager fp32 on held-out scenes of the task the weights were
+# trained on (reference.task: a seed range training never draws from), at the profiles' min/opt/max. Random
+# weights never decide it: without a reference checkpoint there is no gate (the parity matrix still runs).
+HELDOUT_N = 200  # scenes per size
+HELDOUT_TOP1_MIN = 0.8  # per size; see README "INT8" for the measured agreement per policy, family and size
+HELDOUT_MAX_SIDE = 512  # the reference protocol's largest side; larger profile corners are scaled down
+
+
+def heldout_gate(model, onnx_path: str | os.PathLike, model_name: str, weights, profiles, *,
+                 n: int = HELDOUT_N, minimum: float = HELDOUT_TOP1_MIN):
+    """(run, Agreement) for a build of a trained reference checkpoint, else None (see HELDOUT_TOP1_MIN)."""
+    from resvit_export.cpu.accuracy import heldout_int8_agreement
+    from resvit_export.reference.checkpoints import run_of_weights
+
+    from .calibration import calibration_resolutions
+
+    run = run_of_weights(model_name, weights)
+    if run is None:
+        return None
+    sizes = calibration_resolutions(profiles, model.size_rule, max_side=HELDOUT_MAX_SIDE)
+    return run, heldout_int8_agreement(model, onnx_path, sizes, n, minimum=minimum)
 
 
 def qdq_summary(model) -> dict:
@@ -67,7 +144,7 @@ def make_int8_onnx(src: str | os.PathLike, dst: str | os.PathLike, calibration: 
                    method: str = "entropy", keep_fp32: str | Iterable[str] | None = None, *,
                    cache_dir: str | os.PathLike | None = "calibration/cache", batch_size: int = 4,
                    verify: bool = True, verify_sizes: Sequence[tuple[int, int]] = DEFAULT_VERIFY_SIZES,
-                   cosine_min: float = INT8_COSINE_MIN) -> PrecisionResult:
+                   cosine_min: float = INT8_COSINE_MIN, policy: str = DEFAULT_INT8_POLICY) -> PrecisionResult:
     """Write a symmetric-int8 Q/DQ copy of ``src`` to ``dst``.
 
     Args:
@@ -78,6 +155,7 @@ def make_int8_onnx(src: str | os.PathLike, dst: str | os.PathLike, calibration: 
         cache_dir: where activation ranges are cached by (ONNX, set, method); None disables the cache.
         verify: run source and result in ONNX Runtime child processes at ``verify_sizes``; require cosine >=
             ``cosine_min`` (a sanity floor, see INT8_COSINE_MIN). The file is only written if this passes.
+        policy: which node roles get Q/DQ (INT8_POLICIES; default "weighted": attention MatMuls stay float).
 
     Raises:
         UsageError: no calibration data, unknown method, or a bad keep_fp32 entry.
@@ -92,9 +170,13 @@ def make_int8_onnx(src: str | os.PathLike, dst: str | os.PathLike, calibration: 
     calib = _as_calibration_set(calibration)
     ort_method = _ort_method(method)
     model = _load(src)
-    policy = resolve_keep_fp32(model, keep_fp32, "int8", default_ops=())
-    op_types = [t for t in INT8_OP_TYPES if t not in policy.extra_ops]
-    exclude = list(policy.keep_nodes)
+    if policy not in INT8_POLICIES:
+        raise UsageError(f"unknown INT8 policy {policy!r}; choose one of {', '.join(INT8_POLICIES)}")
+    keep = resolve_keep_fp32(model, keep_fp32, "int8", default_ops=())
+    op_types = [t for t in INT8_OP_TYPES if t not in keep.extra_ops]
+    float_roles = [r for r in ROLES if r not in INT8_POLICIES[policy]]
+    by_role = node_roles(model)
+    exclude = list(dict.fromkeys(list(keep.keep_nodes) + [n for r in float_roles for n in by_role[r]]))
     ranges = compute_ranges(src, calib, method, cache_dir=cache_dir, batch_size=batch_size)
     dst = Path(dst)
     import onnx
@@ -144,7 +226,8 @@ def make_int8_onnx(src: str | os.PathLike, dst: str | os.PathLike, calibration: 
         sha256_file(final), ranges.key["onnx_sha256"], parity,
         {"method": ranges.method, "calibration": calib.sidecar(), "cache_path": str(ranges.cache_path or ""),
          "cache_hit": ranges.cache_hit, "op_types_quantized": op_types, "dq_consumers": summary["dq_consumers"],
-         "scheme": "QDQ, symmetric int8, per-channel weights, float bias"})
+         "scheme": "QDQ, symmetric int8, per-channel weights, float bias",
+         "policy": policy, "float_roles": {r: by_role[r] for r in float_roles}})
     log.info("INT8 ONNX %s: %d Q / %d DQ nodes (ranges: %s%s)", final, summary["QuantizeLinear"],
              summary["DequantizeLinear"], ranges.method, ", cache hit" if ranges.cache_hit else "")
     return result

@@ -71,7 +71,7 @@ def calibrate_to_dir(opts: CalibrateOptions) -> CalibrateOutcome:
     from resvit_export.staging import output_lock
     from resvit_export.status import write_status
 
-    from .calibration import CalibrationSet, compute_ranges, parse_resolutions, write_trt_calibration_cache
+    from .calibration import BUILTIN_CALIB, CalibrationSet, compute_ranges, parse_resolutions, write_trt_calibration_cache
 
     started = time.monotonic()
     check_calibration_source("int8", opts.calib_data, opts.calib_synthetic)
@@ -90,6 +90,8 @@ def calibrate_to_dir(opts: CalibrateOptions) -> CalibrateOutcome:
         try:
             if opts.calib_synthetic is not None:
                 cset = CalibrationSet.synthetic(opts.calib_synthetic, resolutions, seed=opts.seed, name=output.name)
+            elif str(opts.calib_data) == BUILTIN_CALIB:
+                cset = CalibrationSet.builtin(resolutions, name=output.name)
             else:
                 cset = CalibrationSet.from_folder(opts.calib_data, resolutions, limit=opts.limit, name=output.name)
             cset.save(output)

@@ -20,7 +20,7 @@ from pathlib import Path
 from resvit_export.errors import CheckpointError, UsageError
 
 __all__ = ["REFERENCE_MODELS", "ABLATIONS", "RUNS", "model_of", "weights_dir", "weights_path", "record_path",
-           "load_record", "reference_model"]
+           "load_record", "reference_model", "run_of_weights"]
 
 REFERENCE_MODELS = ("vitar_test", "resformer_test", "navit_test", "rivit_test", "deit_test")
 # extra runs that answer a question about the comparison: run name -> registry model it trains.
@@ -81,3 +81,20 @@ def reference_model(name: str, folder: str | os.PathLike | None = None, max_side
     model = model_of(name)
     overrides = {} if max_side is None else get_entry(model).config.deploy_overrides(max_side)
     return load_weights(create_model(model, **overrides), weights_path(name, folder)).eval()
+
+
+def run_of_weights(model_name: str, weights: str | os.PathLike | None) -> str | None:
+    """The trained run whose weights file ``weights`` is (same registry model, same sha256 as its record's
+    ``weights.sha256``), else None: a build of such a file can be judged on the task's held-out images."""
+    if weights is None or not isinstance(model_name, str):
+        return None
+    from resvit_export.io import sha256_file
+
+    digest = sha256_file(weights)
+    for run in RUNS:
+        try:
+            if model_of(run) == model_name and load_record(run).get("weights", {}).get("sha256") == digest:
+                return run
+        except CheckpointError:  # no weights folder (a wheel install) or a missing record: not this run
+            continue
+    return None

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from resvit_export.models import create_model
-from resvit_export.models.navit import PackedBatch, PackedNaViT, first_fit, patchify
+from resvit_export.models.navit import ImagePatches, PackedBatch, PackedNaViT, pack_patches
 
 from .task import SceneStream, draw_scenes, labels_of, render_batch, scene_rng
 
@@ -130,32 +130,11 @@ def pack_with_token_drop(images: list[torch.Tensor], drop_rates: np.ndarray, rng
     order), then pack the kept patches first-fit into sequences of ``seq_len`` tokens."""
     kept = []
     for img, rate in zip(images, drop_rates):
-        gh, gw = img.shape[-2] // patch_size, img.shape[-1] // patch_size
-        n = gh * gw
-        keep = np.sort(rng.permutation(n)[: max(1, int(round(n * (1.0 - float(rate)))))])
-        idx = torch.from_numpy(keep)
-        coords = torch.stack([idx // gw, idx % gw], dim=-1)
-        kept.append((patchify(img[None], patch_size)[0, idx], coords, gh, gw))
-    bins = first_fit([p.shape[0] for p, _, _, _ in kept], seq_len)
-    S, E, pdim = len(bins), max(len(b) for b in bins), kept[0][0].shape[1]
-    patches = torch.zeros(S, seq_len, pdim)
-    coords = torch.zeros(S, seq_len, 2, dtype=torch.int64)
-    grid_hw = torch.ones(S, seq_len, 2, dtype=torch.int64)
-    image_ids = torch.full((S, seq_len), -1, dtype=torch.int64)
-    image_valid = torch.zeros(S, E, dtype=torch.bool)
-    index = torch.zeros(len(images), 2, dtype=torch.int64)
-    for s, members in enumerate(bins):
-        pos = 0
-        for slot, i in enumerate(members):
-            p, c, gh, gw = kept[i]
-            n = p.shape[0]
-            patches[s, pos: pos + n], coords[s, pos: pos + n] = p, c
-            grid_hw[s, pos: pos + n] = torch.tensor([gh, gw])
-            image_ids[s, pos: pos + n] = slot
-            image_valid[s, slot] = True
-            index[i] = torch.tensor([s, slot])
-            pos += n
-    return PackedBatch(patches, coords, grid_hw, image_ids, image_valid, index)
+        full = ImagePatches.full(img, patch_size)
+        n = full.patches.shape[0]
+        idx = torch.from_numpy(np.sort(rng.permutation(n)[: max(1, int(round(n * (1.0 - float(rate)))))]))
+        kept.append(ImagePatches(full.patches[idx], full.coords[idx], full.grid))
+    return pack_patches(kept, seq_len)
 
 
 # ----------------------------------------------------------------------------------------------------

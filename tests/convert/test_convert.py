@@ -169,3 +169,26 @@ def test_a_width_the_model_lacks_needs_the_heads(timm, tmp_path):
         convert_checkpoint(src, tmp_path / "o.safetensors", "deit_test")
     result = convert_checkpoint(src, tmp_path / "o.safetensors", "deit_test", overrides={"num_heads": "3"})
     assert result.overrides == {"dim": 48, "num_heads": "3"}
+
+
+def test_timm_vit_converts_and_builds_with_parity_passed(timm, tmp_path):
+    """Issue 10's done-when at CI size: a ViT made by timm's own code -> convert -> build, parity PASSED."""
+    import json
+
+    from click.testing import CliRunner
+
+    from resvit_export.cli.main import cli
+    from timm.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(1)
+    ref = VisionTransformer(embed_dim=32, depth=2, num_heads=2, num_classes=10, dynamic_img_size=True).eval()
+    weights = convert_checkpoint(_save(ref.state_dict(), tmp_path / "vit.safetensors"),
+                                 tmp_path / "deit_test.safetensors", "deit_test").path
+    out = tmp_path / "build"  # 224 px up: below it the antialiased pos-embed resize has no exact TensorRT form
+    run = CliRunner().invoke(cli, ["build", "deit_test", "--weights", str(weights), "--profile", "224-256",
+                                   "--engine", "skip", "-o", str(out)])
+    assert run.exit_code == 0, run.output
+    assert run.output.strip().splitlines()[-1].startswith("PASSED")
+    parity = json.loads((out / "parity.json").read_text())
+    assert parity["passed"] and parity["top1_agreement"] == 1.0
+    assert json.loads((out / "export.json").read_text())["weights_sha256"]

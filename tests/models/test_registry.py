@@ -63,3 +63,48 @@ def test_input_below_minimum_is_an_error():
 def test_every_family_has_a_test_variant():
     names = list_models()
     assert "deit_test" in names
+
+
+_SAVE_IN_A_FRESH_PROCESS = """
+import sys
+from resvit_export.models import create_model, save_weights
+save_weights(create_model("deit_test", seed=1), sys.argv[1],
+             extra_metadata={"converted_from": "timm-vit", "source_file": "a.safetensors", "source_sha256": "0" * 64})
+"""
+
+
+def test_save_weights_is_byte_reproducible_across_processes(tmp_path):
+    """safetensors orders a multi-key metadata map differently in every process (a Rust HashMap); save_weights
+    writes one key of sorted JSON, so the same weights give the same bytes. Three processes: with four keys, the
+    old layout gave three different files most of the time."""
+    import hashlib
+    import subprocess
+    import sys
+
+    digests = set()
+    for i in range(3):
+        path = tmp_path / f"w{i}.safetensors"
+        subprocess.run([sys.executable, "-c", _SAVE_IN_A_FRESH_PROCESS, str(path)], check=True)
+        digests.add(hashlib.sha256(path.read_bytes()).hexdigest())
+    assert len(digests) == 1
+
+
+def test_read_metadata_reads_the_new_and_the_old_layout(tmp_path):
+    import json
+
+    from safetensors.torch import save_file
+
+    from resvit_export.models.weights import METADATA_KEY, read_metadata
+
+    m = create_model("deit_test", seed=1, depth=1)
+    meta = read_metadata(save_weights(m, tmp_path / "new.safetensors", extra_metadata={"converted_from": "x"}))
+    assert meta["model_name"] == "deit_test" and meta["config"]["depth"] == 1 and meta["converted_from"] == "x"
+    old = tmp_path / "old.safetensors"  # the layout the committed reference weights were saved with
+    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(old),
+              metadata={"model_name": "deit_test", "config": json.dumps({"depth": 1, "dim": 32})})
+    assert read_metadata(old) == {"model_name": "deit_test", "config": {"depth": 1, "dim": 32}}
+    assert METADATA_KEY not in read_metadata(old)
+    # the "saved with --set" hint of a shape mismatch reads both layouts
+    for path in (old, tmp_path / "new.safetensors"):
+        with pytest.raises(CheckpointError, match="it was saved with --set dim=32"):
+            load_weights(create_model("deit_test", depth=1, dim=64, num_heads=2), path)

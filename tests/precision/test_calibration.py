@@ -105,3 +105,26 @@ def test_calibration_set_for_build():
     assert cs.resolutions == [(32, 32), (48, 48), (96, 96)] and cs.count == 2
     with pytest.raises(UsageError, match="INT8 needs calibration data"):
         calibration_set_for_build([], None)
+
+
+def test_builtin_photos_as_calibration_source(tmp_path, monkeypatch):
+    """`--calib-data builtin`: the nine shipped photos at every calibration resolution, their licences in the
+    sidecar; any other word must be an existing path; a missing photos package is exit 7 before any work."""
+    from resvit_export.data import photos
+    from resvit_export.errors import MissingDependencyError
+    from resvit_export.models import create_model
+    from resvit_export.precision.calibration import calibration_set_for_build, parse_calib_data
+    from resvit_export.preflight import check_calibration_source
+
+    assert parse_calib_data("builtin") == "builtin"
+    with pytest.raises(UsageError, match="does not exist .*'builtin'"):
+        parse_calib_data(str(tmp_path / "nope"))
+    cs = calibration_set_for_build([parse_profile("32-96")], create_model("deit_test").size_rule,
+                                   calib_data="builtin")
+    assert cs.resolutions == [(32, 32), (48, 48), (96, 96)] and cs.count == len(photos.BUILTIN_PHOTOS) == 9
+    assert cs.arrays[(48, 48)].shape == (9, 3, 48, 48) and cs.sidecar()["source"]["photos"]["chelsea"].startswith("CC0")
+    np.testing.assert_array_equal(cs.arrays[(48, 48)], photos.builtin_photos(48, 48))
+    check_calibration_source("int8", "builtin", None)  # installed here: no error
+    monkeypatch.setattr(photos.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(MissingDependencyError, match="pip install 'resvit-export\\[photos\\]'"):
+        check_calibration_source("int8", "builtin", None)

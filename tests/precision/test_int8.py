@@ -38,8 +38,8 @@ def test_qdq_only_around_matmul_gemm_conv(int8):
     def from_dq(t):
         return t in produced_by and produced_by[t].op_type == "DequantizeLinear"
 
-    quantized = [n for n in m.graph.node if n.op_type in QUANTIZED_OPS]
-    assert quantized
+    quantized = [n for n in m.graph.node if n.op_type in QUANTIZED_OPS and n.name not in int8.kept_fp32_nodes]
+    assert quantized and int8.details["policy"] == "weighted"  # the default: attention MatMuls stay float
     for n in quantized:
         assert from_dq(n.input[0]) and from_dq(n.input[1]), n.name  # activation and weight both Q/DQ
     s = qdq_summary(m)
@@ -99,3 +99,25 @@ def test_int8_keep_fp32_op_type_and_bad_method(deit_onnx, calib_set, tmp_path):
     assert "Conv" not in qdq_summary(m)["dq_consumers"] and "Conv" in res.kept_ops
     with pytest.raises(UsageError):
         make_int8_onnx(deit_onnx, tmp_path / "y.onnx", calib_set, method="kl", verify=False)
+
+
+def test_node_roles_and_the_weighted_policy(deit_onnx, calib_set, tmp_path):
+    """Roles come from the graph's wiring (a weight input, a Softmax input), and the "weighted" policy leaves
+    exactly the two attention MatMuls per block in float while every weighted MatMul/Gemm/Conv gets Q/DQ."""
+    from resvit_export.precision.int8 import node_roles
+
+    depth = 2  # deit_test
+    roles = node_roles(deit_onnx)
+    assert {k: len(v) for k, v in roles.items()} == {"linear": 4 * depth + 1, "conv": 1, "attn_scores": depth,
+                                                      "attn_values": depth}
+    res = make_int8_onnx(deit_onnx, tmp_path / "w.onnx", calib_set, cache_dir=tmp_path / "cache", verify=False,
+                         policy="weighted")
+    m = onnx.load(res.path)
+    produced_by = {o: n for n in m.graph.node for o in n.output}
+    dq_fed = {n.name for n in m.graph.node if n.op_type in QUANTIZED_OPS
+              if any(i in produced_by and produced_by[i].op_type == "DequantizeLinear" for i in n.input[:2])}
+    assert dq_fed == set(roles["linear"]) | set(roles["conv"])
+    assert set(res.kept_fp32_nodes) >= set(roles["attn_scores"]) | set(roles["attn_values"])
+    with pytest.raises(UsageError, match="unknown INT8 policy 'bogus'"):
+        make_int8_onnx(deit_onnx, tmp_path / "b.onnx", calib_set, verify=False, policy="bogus")
+    assert not (tmp_path / "b.onnx").exists()
