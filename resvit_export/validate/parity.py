@@ -26,6 +26,8 @@ A breach is not a warning: ``ParityReport.passed`` is False and the caller raise
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import datetime as _dt
 import os
@@ -299,9 +301,44 @@ def _plan_cases(profiles, rule, extra_resolutions, batch_sizes, onnx_path, merge
     return merge_same_grid(cases, rule.patch_size, proof.reason)
 
 
-def _timing_note(concurrent: bool, threads: int, warm: bool) -> dict:
+def pick_reference_device(requested: str | None = None) -> str:
+    """Where PyTorch computes the reference: ``requested`` ('cpu' or 'cuda'), else CUDA when torch sees a GPU.
+
+    Asking for 'cuda' where torch has none is a UsageError rather than a silent CPU run, so a report never
+    names a device that did not compute it.
+    """
+    import torch
+
+    if requested is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested not in ("cpu", "cuda"):
+        raise UsageError(f"unknown reference device {requested!r}; use cpu or cuda")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise UsageError("reference device cuda asked for, but this PyTorch sees no CUDA GPU; use cpu")
+    return requested
+
+
+@contextlib.contextmanager
+def strict_fp32(device: str):
+    """On CUDA, turn TF32 off while the reference runs: cuDNN convolutions use TF32 by default (10-bit
+    mantissa), which would make the 'FP32' reference less exact than the graphs it judges."""
+    import torch
+
+    if device != "cuda":
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def _timing_note(concurrent: bool, threads: int, warm: bool, device: str = "cpu") -> dict:
     return {
         "runs": "each compared forward ran once per side",
+        "reference_device": device,  # torch_ms is GPU time when this says cuda: compare it with care
         "concurrent": concurrent,
         "threads_per_side": threads,
         "latency": ("best compared run at the shape after its first (the warm-up)" if warm else
@@ -326,11 +363,12 @@ def validate_onnx(
     concurrent: bool = True,
     merge: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
+    reference_device: str | None = None,
 ) -> ParityReport:
     """Compare ``model`` (PyTorch eager FP32, the reference) with ``onnx_path`` on ONNX Runtime CPU.
 
     Args:
-        model: the reference ``ResolutionFlexibleModel`` (eval mode; it is run in FP32 on CPU).
+        model: the reference ``ResolutionFlexibleModel`` (eval mode; it is run in FP32).
         onnx_path: the artifact to prove (fp32, fp16 or int8 graph).
         profiles: the profile(s) the artifact is built for; the case matrix is derived from them.
         precision: selects the default tolerances and the report file suffix (fp32 | fp16 | int8).
@@ -348,6 +386,8 @@ def validate_onnx(
         merge: drop cases whose batch and token grid another case runs, where the graph proves that checks
             nothing new (``matrix.merge_same_grid``); the report lists them.
         progress: ``progress(description, done, total)`` after each run.
+        reference_device: torch device type for the PyTorch side (None: CUDA when torch sees a GPU, else CPU;
+            see :func:`pick_reference_device`). The reference set records it.
 
     Returns:
         A ParityReport; the caller raises ParityError when ``report.passed`` is False.
@@ -381,7 +421,9 @@ def validate_onnx(
     seeds = [case_seed(f"{k}:{c.name}", seed) for c, k in jobs]
     inputs = OnDemand(len(jobs), lambda j: make_inputs(jobs[j][1], jobs[j][0].batch, jobs[j][0].h, jobs[j][0].w,
                                                         seeds[j]))
+    device = pick_reference_device(reference_device)
     model = model.float().eval()
+    ref_model = model if device == "cpu" else copy.deepcopy(model).to(device)  # the caller's model stays put
     done = 0
 
     def tick(desc):
@@ -390,10 +432,11 @@ def validate_onnx(
         if progress:
             progress(desc, done, 2 * len(jobs))
 
-    runs = run_both_sides(lambda j: model(torch.from_numpy(inputs[j])), onnx_path,
-                          OnDemand(len(jobs), lambda j: {in_names[0]: inputs[j]}), isolated=isolated,
-                          threads=threads, concurrent=concurrent, label=lambda j: f"{jobs[j][0].name} [{jobs[j][1]}]",
-                          progress=tick)
+    with strict_fp32(device):
+        runs = run_both_sides(lambda j: ref_model(torch.from_numpy(inputs[j]).to(device)), onnx_path,
+                              OnDemand(len(jobs), lambda j: {in_names[0]: inputs[j]}), isolated=isolated,
+                              threads=threads, concurrent=concurrent,
+                              label=lambda j: f"{jobs[j][0].name} [{jobs[j][1]}]", progress=tick)
     shapes = [(c.batch, c.h, c.w) for c, _ in jobs]
     torch_lat, warm = warm_latency(shapes, runs.ref_s)
     ort_lat, _ = warm_latency(shapes, runs.got_s)
@@ -420,7 +463,7 @@ def validate_onnx(
         profiles=[str(p) for p in profiles], cases=results,
         top1_agreement=rows_agree / rows_total if rows_total else 1.0, seconds=time.monotonic() - started,
         versions=_versions(), date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        isolated=isolated, merged=merged, timing=_timing_note(concurrent, threads, warm))
+        isolated=isolated, merged=merged, timing=_timing_note(concurrent, threads, warm, device))
     if out_dir is not None:
         from .reference import ReferenceEntry, write_reference_set
         from .report import write_reports
@@ -431,7 +474,7 @@ def validate_onnx(
                                    input_name=in_names[0], output_names=out_names, seed=seed, precision=precision,
                                    tolerances=tol.to_dict(), merged=[m.to_dict() for m in merged],
                                    torch_version=torch.__version__,
-                                   reference_device=next(model.parameters(), torch.empty(0)).device.type)
+                                   reference_device=device)
         report.reference_set = info.to_dict()
         write_reports(report, out_dir)
     return report

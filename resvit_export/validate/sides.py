@@ -148,6 +148,7 @@ def _reference_runs(forward, n: int, label, tick, abandon: Callable[[], bool]):
             t0 = time.perf_counter()
             out = forward(j)
             secs.append(time.perf_counter() - t0)
-            outs.append([o.detach().float().numpy() for o in (out if isinstance(out, (tuple, list)) else (out,))])
+            outs.append([o.detach().float().cpu().numpy()
+                         for o in (out if isinstance(out, (tuple, list)) else (out,))])
             tick(f"pytorch {label(j)}")
     return outs, secs

@@ -87,3 +87,19 @@ def test_on_demand_makes_each_item_once_whoever_asks_first():
     for t in threads:
         t.join()
     assert sorted(made) == [0, 1, 2, 3, 4] and list(items) == [0, 10, 20, 30, 40] and len(items) == 5
+
+
+def test_reference_device_is_cuda_only_where_torch_sees_a_gpu(monkeypatch):
+    import torch
+
+    from resvit_export.errors import UsageError
+    from resvit_export.validate.parity import pick_reference_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_reference_device() == "cpu"
+    with pytest.raises(UsageError, match="sees no CUDA GPU"):
+        pick_reference_device("cuda")
+    with pytest.raises(UsageError, match="unknown reference device"):
+        pick_reference_device("tpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_reference_device() == "cuda" and pick_reference_device("cpu") == "cpu"
