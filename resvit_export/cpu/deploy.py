@@ -15,7 +15,7 @@ import math
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -75,6 +75,7 @@ def make_cpu_graphs(model, deploy_onnx: str | os.PathLike, out_fp32: str | os.Pa
     import torch
 
     from resvit_export.data.photos import builtin_photos, photo_inputs
+    from resvit_export.errors import ParityError
     from resvit_export.validate.parity import default_tolerances
 
     from .candidates import QUANTIZABLE, fp32_candidates
@@ -106,7 +107,7 @@ def make_cpu_graphs(model, deploy_onnx: str | os.PathLike, out_fp32: str | os.Pa
             # quantise the fastest graph whose matmuls the quantisers can see
             quantizable = [r for r in fp32.rows if r.passed and r.name in QUANTIZABLE]
             if not quantizable:
-                raise ValueError(f"no quantisable fp32 graph ({', '.join(QUANTIZABLE)}) passed parity")
+                raise ParityError(f"no quantisable fp32 graph ({', '.join(QUANTIZABLE)}) passed parity")
             source = min(quantizable, key=lambda r: r.geo_relative)
             if out_int8 is not None:
                 if calibration is None:
@@ -131,9 +132,10 @@ class CpuDeployment:
     graphs: CpuGraphs
     parity: dict[str, dict]  # "fp32" / "int8" -> ParityReport.summary_dict()
     agreement: object | None = None  # accuracy.Agreement on the trained reference weights, else None
+    notes: list[str] = field(default_factory=list)  # why something was not made or measured
 
     def to_dict(self) -> dict:
-        return {**self.graphs.to_dict(), "parity": self.parity,
+        return {**self.graphs.to_dict(), "parity": self.parity, "notes": list(self.notes),
                 "int8_heldout_agreement": self.agreement.to_dict() if self.agreement is not None else
                 "not measured: the weights are not a trained reference run (random-weight agreement means nothing)"}
 
@@ -151,9 +153,10 @@ class CpuDeployment:
 def deploy_cpu(model, layout, profiles: Sequence, *, deploy_onnx: str | os.PathLike,
                raw_onnx: str | os.PathLike | None = None, int8: bool = True, seed: int = 0,
                extra_resolutions: Sequence = (), heldout: tuple[Sequence[tuple[int, int]], int] | None = None,
-               threads: int = 2) -> CpuDeployment:
+               threads: int = 2, notes: Sequence[str] = ()) -> CpuDeployment:
     """Make the CPU graphs into ``layout.cpu_dir`` and prove them: the parity matrix (fp32 and int8 tolerances,
     reports in the same folder) and, with ``heldout=(sizes, n)``, INT8 top-1 agreement on held-out scenes.
+    ``notes`` (e.g. why INT8 was not made) are kept in ``cpu.json``.
 
     Raises ParityError (exit 3) when either graph breaches its tolerances or the agreement is below 0.99.
     """
@@ -165,7 +168,7 @@ def deploy_cpu(model, layout, profiles: Sequence, *, deploy_onnx: str | os.PathL
     graphs = make_cpu_graphs(model, deploy_onnx, layout.cpu_onnx("fp32"), layout.cpu_onnx("int8") if int8 else None,
                              profiles, raw_onnx=raw_onnx, threads=threads)
     parity, agreement = {}, None
-    result = CpuDeployment(graphs, parity)
+    result = CpuDeployment(graphs, parity, notes=list(notes))
     for precision, path in (("fp32", graphs.fp32_path), ("int8", graphs.int8_path)):
         if path is None:
             continue

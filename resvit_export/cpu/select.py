@@ -77,7 +77,7 @@ def select_fastest(graphs: Sequence, reference: Callable[[np.ndarray], np.ndarra
     baseline.
 
     ``reference(x) -> logits`` is the fp32 truth; ``inputs(h, w)`` gives the probe batch at a size.
-    Raises ValueError when no graph passes parity.
+    Raises ParityError (exit 3) when no graph passes parity.
     """
     from resvit_export.validate.parity import compare_outputs
 
@@ -105,7 +105,9 @@ def select_fastest(graphs: Sequence, reference: Callable[[np.ndarray], np.ndarra
     timed = [r for r in rows if r.passed]
     if not timed:
         worst = {r.name: next((p["failures"][0] for p in r.parity.values() if p["failures"]), r.note) for r in rows}
-        raise ValueError("no graph matches PyTorch at the parity tolerances: "
+        from resvit_export.errors import ParityError
+
+        raise ParityError("no graph matches PyTorch at the parity tolerances: "
                          + "; ".join(f"{k}: {v}" for k, v in worst.items()))
     base = timed[0]
     also = also_time or {}

@@ -67,7 +67,9 @@ def test_a_graph_ort_cannot_load_is_reported_not_fatal(graphs, tmp_path):
     assert "ONNX Runtime cannot load it" in rows["broken"].note
 
 
-def test_no_graph_matching_is_an_error(graphs):
-    with pytest.raises(ValueError, match="no graph matches PyTorch"):
+def test_no_graph_matching_is_a_parity_error(graphs):
+    from resvit_export.errors import ParityError
+
+    with pytest.raises(ParityError, match="no graph matches PyTorch"):  # exit 3 in build, not a traceback
         select_fastest([_g("wrong", graphs["wrong"]), _g("missing", None)], _reference(graphs["plain"]), _inputs,
                        SIZES, default_tolerances("fp32"), threads=1, rounds=1)
