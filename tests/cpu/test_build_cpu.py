@@ -18,18 +18,49 @@ def _build(*args):
 
 
 def test_build_target_cpu_writes_the_cpu_folder_and_runs_no_tensorrt_step(tmp_path):
+    # trained reference weights: the INT8 forms are made, and each is gated on held-out top-1 agreement
+    from resvit_export.cpu.deploy import probe_sizes
+    from resvit_export.models import create_model
+    from resvit_export.profiles import parse_profile
+    from resvit_export.reference.checkpoints import weights_path
+
     out = tmp_path / "b"
-    result = _build("rivit_test", "--profile", "64-128", "--target", "cpu", "-o", out)
+    result = _build("rivit_test", "--profile", "64-128", "--target", "cpu", "--weights", weights_path("rivit_test"),
+                    "-o", out)
     assert result.exit_code == 0, result.output
     status = json.loads((out / "status.json").read_text())["details"]
     steps = {s["name"]: s for s in status["steps"]}
     assert list(steps) == ["export", "rewrite", "lint", "validate", "cpu", "plan", "engine", "manifest"]
     assert {steps[n]["status"] for n in ("lint", "plan", "engine")} == {"SKIPPED"}
-    assert steps["cpu"]["status"] == "PASSED" and "no INT8 CPU graph" in steps["cpu"]["detail"]
+    assert steps["cpu"]["status"] == "PASSED"
     assert {"cpu/model.onnx", "cpu/cpu.json", "cpu/parity.json"} <= set(steps["cpu"]["artifacts"])
     report = json.loads((out / "cpu" / "cpu.json").read_text())
-    assert report["parity"]["fp32"]["passed"] and report["int8"] is None and "random init" in report["notes"][0]
-    assert not (out / "cpu" / "model.int8.onnx").exists() and not (out / "plan.json").exists()
+    assert report["parity"]["fp32"]["passed"] and not (out / "plan.json").exists()
+    int8_rows = report["int8"]["candidates"] if report["int8"] else []
+    for row in int8_rows:  # a form is refused only for its agreement, and then never timed
+        assert row["rejected"] is None or ("held-out top-1 agreement" in row["rejected"] and not row["latency_ms"])
+    sizes = probe_sizes([parse_profile("64-128")], create_model("rivit_test").size_rule.patch_size)
+    if report["int8"] is not None:
+        agreement = report["int8_heldout_agreement"]
+        assert agreement["passed"] and agreement["worst"] >= 0.99 and report["parity"]["int8"]["passed"]
+        assert set(agreement["per_size"]) == {f"{h}x{w}" for h, w in sizes}
+        assert (out / "cpu" / "model.int8.onnx").is_file() and "cpu/model.int8.onnx" in steps["cpu"]["artifacts"]
+    else:  # every form fell short: fp32 only, and the reason in cpu.json and the step's line
+        assert "held-out top-1 agreement" in report["int8_refused"] and "no INT8 form" in steps["cpu"]["detail"]
+        by_graph = report["int8_agreement_by_graph"]  # what was measured is kept, not only the refusal
+        assert by_graph and not any(a["passed"] for a in by_graph.values())
+        assert all(set(a["per_size"]) == {f"{h}x{w}" for h, w in sizes} for a in by_graph.values())
+        assert not (out / "cpu" / "model.int8.onnx").exists()
+
+
+def test_reference_run_of_matches_weights_by_model_and_hash():
+    from resvit_export.cpu.accuracy import reference_run_of
+    from resvit_export.reference.checkpoints import weights_path
+
+    assert reference_run_of("rivit_test", weights_path("rivit_test")) == "rivit_test"
+    assert reference_run_of("vitar_test", weights_path("rivit_test")) is None  # another model's file
+    assert reference_run_of("deit_test", weights_path("deit_test_random_size")) == "deit_test_random_size"
+    assert reference_run_of("deit_test", None) is None
 
 
 @pytest.mark.parametrize("extra, needle", [
