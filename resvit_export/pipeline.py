@@ -34,8 +34,8 @@ from .preflight import (PreparedModel, ToleranceOverrides, check_calibration_sou
                         deployment_overrides, prepare_model, require_modules)
 from .profiles import BatchRange, ResolutionProfile
 
-__all__ = ["DEFAULT_MODEL", "DEFAULT_TARGET", "CPU_TARGET", "BuildOptions", "CheckedBuild", "BuildState", "StepRecord",
-           "BuildResult", "build", "deployment_overrides"]
+__all__ = ["DEFAULT_MODEL", "DEFAULT_TARGET", "CPU_TARGET", "BuildOptions", "CheckedBuild", "BuildState",
+           "StepRecord", "BuildResult", "build", "deployment_overrides"]
 
 # The flagship "any resolution" model: its backbone cost stays flat over 224-1792 (ATM merges to 14x14).
 DEFAULT_MODEL = "vitar_s"
@@ -311,7 +311,8 @@ def _step_lint(opts: BuildOptions, layout: BuildLayout, state: BuildState):
         t, f = errors[0]
         raise LintError(f"{len(errors)} lint error(s) for {', '.join(opts.trt_targets)}; first ({t}): {f.rule_id} at "
                         f"node {f.node} ({f.op}): {f.message}. Fix: {f.fix} (all findings: lint.json)")
-    return "PASSED", f"targets {', '.join(opts.trt_targets)}: 0 errors, {warnings} warnings", [layout.rel(layout.lint_report)]
+    return ("PASSED", f"targets {', '.join(opts.trt_targets)}: 0 errors, {warnings} warnings",
+            [layout.rel(layout.lint_report)])
 
 
 def _step_validate(opts: BuildOptions, layout: BuildLayout, state: BuildState, precision: str):

@@ -146,7 +146,8 @@ class CpuDeployment:
         elif self.agreement_by_graph:
             heldout = "measured on every INT8 form (int8_agreement_by_graph); none reached the minimum"
         else:
-            heldout = "not measured: the weights are not a trained reference run (random-weight agreement means nothing)"
+            heldout = ("not measured: the weights are not a trained reference run (random-weight agreement means "
+                       "nothing)")
         return {**self.graphs.to_dict(), "parity": self.parity, "notes": list(self.notes),
                 "int8_heldout_agreement": heldout,
                 "int8_agreement_by_graph": {k: v.to_dict() for k, v in self.agreement_by_graph.items()}}
