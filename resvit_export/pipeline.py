@@ -21,6 +21,7 @@ branch shapes (the CPU, TensorRT >= 10.11), ViTAR is exported with its idle ATM 
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -362,9 +363,11 @@ def _step_cpu(opts: BuildOptions, layout: BuildLayout, state: BuildState):
     run = reference_run_of(opts.model, opts.weights)
     heldout = (probe_sizes(opts.profiles, model.size_rule.patch_size), HELDOUT_N) if run else None
     notes = [] if int8 else [_NO_INT8]
-    result = deploy_cpu(model, layout, opts.profiles, deploy_onnx=state.deploy_onnx, raw_onnx=layout.onnx,
-                        int8=int8, seed=opts.seed, extra_resolutions=opts.extra_resolutions, heldout=heldout,
-                        notes=notes)
+    with tempfile.TemporaryDirectory(prefix="resvit-cpu-") as tmp:
+        extra = _always_compute_candidate(opts, state, Path(tmp))
+        result = deploy_cpu(model, layout, opts.profiles, deploy_onnx=state.deploy_onnx, raw_onnx=layout.onnx,
+                            int8=int8, seed=opts.seed, extra_resolutions=opts.extra_resolutions, heldout=heldout,
+                            notes=notes, extra_fp32=extra)
     detail = result.summary_line() + "".join(f"; {n}" for n in notes)
     if fit_to_profiles(opts.model, opts.profiles, state.model.overrides, runtime_if=True) != state.model.overrides:
         detail += (f"; ATM stages always computed: this graph also serves {', '.join(opts.trt_targets)} "
@@ -372,6 +375,25 @@ def _step_cpu(opts: BuildOptions, layout: BuildLayout, state: BuildState):
     files = [p for p in (result.graphs.fp32_path, result.graphs.int8_path, layout.cpu_report) if p is not None]
     files += sorted(p for p in layout.cpu_dir.iterdir() if p.name.startswith("parity"))
     return "PASSED", detail, [layout.rel(p) for p in files]
+
+
+def _always_compute_candidate(opts: BuildOptions, state: BuildState, work: Path) -> list:
+    """ViTAR gated: its always-compute form (same weights) as one more CPU candidate. Gating saves FLOPs, but ORT
+    runs each If branch as a subgraph, and on a 2-core CPU the gated graph measured no faster (README Benchmarks)."""
+    if not state.model.overrides.get("atm_gate"):
+        return []
+    from .cpu.candidates import Candidate
+    from .export.onnx_export import export_onnx, union_profile
+    from .graph.rewrite import RewriteContext, apply_rewrites
+    from .models import create_model
+
+    always = create_model(opts.model, seed=opts.seed, **{**state.model.overrides, "atm_gate": False})
+    always.load_state_dict(state.model.model.state_dict())
+    raw, rewritten = work / "always.onnx", work / "always.rewritten.onnx"
+    export_onnx(always, raw, union_profile(opts.profiles), opts.opset)  # as the export step does
+    apply_rewrites(raw, rewritten, RewriteContext(opts.profiles, patch_size=state.model.size_rule.patch_size,
+                                                  target=None, seed=opts.seed))
+    return [Candidate("always-compute", rewritten, "ViTAR with every ATM stage computed (no If), rewritten")]
 
 
 def _step_plan(opts: BuildOptions, layout: BuildLayout, state: BuildState):

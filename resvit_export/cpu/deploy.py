@@ -67,12 +67,14 @@ def _copy(src: Path, dst: Path) -> Path:
 def make_cpu_graphs(model, deploy_onnx: str | os.PathLike, out_fp32: str | os.PathLike,
                     out_int8: str | os.PathLike | None, profiles: Sequence, *, raw_onnx: str | os.PathLike | None = None,
                     threads: int = 2, rounds: int = 5, sizes: Sequence[tuple[int, int]] | None = None,
-                    calibration: Sequence[np.ndarray] | None = None, accept_int8=None) -> CpuGraphs:
+                    calibration: Sequence[np.ndarray] | None = None, accept_int8=None,
+                    extra_fp32: Sequence = ()) -> CpuGraphs:
     """Choose and write the CPU graphs for ``model`` (the PyTorch reference of ``deploy_onnx``).
 
     ``out_int8`` None skips INT8. ``calibration``: batches for the static INT8 forms (default: the builtin photos
     at the profile's min and ``CALIB_CAP``). ``sizes``: probe sizes (default ``probe_sizes(profiles)``).
     ``accept_int8(path) -> reason | None`` turns down INT8 graphs that pass parity but fail an accuracy gate.
+    ``extra_fp32``: more fp32 candidates (``candidates.Candidate``) of the same model, timed with the rest.
     """
     import torch
 
@@ -101,7 +103,7 @@ def make_cpu_graphs(model, deploy_onnx: str | os.PathLike, out_fp32: str | os.Pa
         with tempfile.TemporaryDirectory(prefix="resvit-cpu-") as tmp:
             work = Path(tmp)
             cands = fp32_candidates(deploy_onnx, work, raw_onnx=raw_onnx, num_heads=spec.num_heads,
-                                    hidden_size=spec.dim)
+                                    hidden_size=spec.dim, extra=extra_fp32)
             fp32 = select_fastest(cands, reference, inputs, sizes, default_tolerances("fp32"), threads=threads,
                                   rounds=rounds, also_time={"pytorch-eager": reference})
             fp32_path = _copy(fp32.winner.path, Path(out_fp32))
@@ -168,7 +170,7 @@ class CpuDeployment:
 def deploy_cpu(model, layout, profiles: Sequence, *, deploy_onnx: str | os.PathLike,
                raw_onnx: str | os.PathLike | None = None, int8: bool = True, seed: int = 0,
                extra_resolutions: Sequence = (), heldout: tuple[Sequence[tuple[int, int]], int] | None = None,
-               threads: int = 2, notes: Sequence[str] = ()) -> CpuDeployment:
+               threads: int = 2, notes: Sequence[str] = (), extra_fp32: Sequence = ()) -> CpuDeployment:
     """Make the CPU graphs into ``layout.cpu_dir`` and prove them: the parity matrix (fp32 and int8 tolerances,
     reports in the same folder) and, with ``heldout=(sizes, n)``, INT8 top-1 agreement on held-out scenes.
     ``notes`` (e.g. why INT8 was not made) are kept in ``cpu.json``.
@@ -193,7 +195,7 @@ def deploy_cpu(model, layout, profiles: Sequence, *, deploy_onnx: str | os.PathL
 
     graphs = make_cpu_graphs(model, deploy_onnx, layout.cpu_onnx("fp32"), layout.cpu_onnx("int8") if int8 else None,
                              profiles, raw_onnx=raw_onnx, threads=threads,
-                             accept_int8=accept_int8 if heldout is not None else None)
+                             accept_int8=accept_int8 if heldout is not None else None, extra_fp32=extra_fp32)
     parity = {}
     result = CpuDeployment(graphs, parity, notes=list(notes), agreement_by_graph=agreements)
     if graphs.int8 is not None and graphs.int8.winner.path.name in agreements:

@@ -84,3 +84,14 @@ def test_vitar_is_gated_only_when_every_target_runs_a_runtime_shaped_if(tmp_path
     checked = BuildOptions([parse_profile("64-448")], tmp_path / "b", model="vitar_test", targets=targets).validate()
     assert checked.model.overrides.get("atm_gate", False) is gated
     assert checked.model.model.cfg.atm_gate is gated and not (tmp_path / "b").exists()
+
+
+def test_gated_vitar_also_tries_its_always_compute_form_on_the_cpu(tmp_path):
+    # gating saves FLOPs but ORT runs each If branch as a subgraph: which form is faster is measured, not assumed
+    out = tmp_path / "v"
+    result = _build("vitar_test", "--profile", "64-256", "--target", "cpu", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "status.json").read_text())["details"]["overrides"]["atm_gate"] is True
+    rows = {c["name"]: c for c in json.loads((out / "cpu" / "cpu.json").read_text())["fp32"]["candidates"]}
+    assert rows["always-compute"]["parity_passed"] and rows["always-compute"]["latency_ms"]
+    assert rows["tensorrt-graph"]["parity_passed"]  # the gated graph, the baseline
