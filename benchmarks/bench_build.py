@@ -69,7 +69,8 @@ def main(argv=None) -> int:
                    "steps": {s["name"]: round(s["seconds"], 2) for s in status.get("steps", [])},
                    "goal_seconds": GOALS_S.get(name),
                    "goal_met": None if name not in GOALS_S else wall <= GOALS_S[name],
-                   "parity": parity_cases(out_dir)}
+                   "parity": parity_cases(out_dir),
+                   "details": {s["name"]: s.get("detail", "") for s in status.get("steps", [])}}
             row["step_share"] = {k: round(v / wall, 4) for k, v in row["steps"].items()}
             if name in VALIDATE_SHARE_GOAL:
                 share = row["step_share"].get("validate")
