@@ -12,11 +12,17 @@
 On a machine without TensorRT the engine step is DEFERRED (not failed): the plan, trtexec lines and bundle
 carry everything the target needs to build the engine itself. The engine-parity step is then DEFERRED too
 (never PASSED without running): the bundle's reference set lets the device check its own engine.
+
+``--target cpu`` (:data:`CPU_TARGET`) adds the CPU deployment step after validation: ``cpu/`` with the graph ONNX
+Runtime runs fastest on this machine and an INT8 graph, both measured and proven (:mod:`resvit_export.cpu`). Given
+alone, no TensorRT step runs (lint, plan and engine are SKIPPED). When every target runs an ``If`` with run-time
+branch shapes (the CPU, TensorRT >= 10.11), ViTAR is exported with its idle ATM stages gated off.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,12 +36,13 @@ from .preflight import (PreparedModel, ToleranceOverrides, check_calibration_sou
                         deployment_overrides, prepare_model, require_modules)
 from .profiles import BatchRange, ResolutionProfile
 
-__all__ = ["DEFAULT_MODEL", "DEFAULT_TARGET", "BuildOptions", "CheckedBuild", "BuildState", "StepRecord",
-           "BuildResult", "build", "deployment_overrides"]
+__all__ = ["DEFAULT_MODEL", "DEFAULT_TARGET", "CPU_TARGET", "BuildOptions", "CheckedBuild", "BuildState",
+           "StepRecord", "BuildResult", "build", "deployment_overrides"]
 
 # The flagship "any resolution" model: its backbone cost stays flat over 224-1792 (ATM merges to 14x14).
 DEFAULT_MODEL = "vitar_s"
 ENGINE_MODES = ("auto", "skip")  # auto: build when TensorRT + GPU exist, else defer; skip: never
+CPU_TARGET = "cpu"  # ONNX Runtime on the build machine's CPU (resvit_export.cpu), not a TensorRT parser
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,15 @@ class BuildOptions:
     engine: str = "auto"
     force: bool = False
 
+    @property
+    def trt_targets(self) -> list[str]:
+        """The TensorRT parsers asked for (lint, rewrite, plan and engine are for these)."""
+        return [t for t in self.targets if t != CPU_TARGET]
+
+    @property
+    def cpu(self) -> bool:
+        return CPU_TARGET in self.targets
+
     def validate(self) -> "CheckedBuild":
         """Check and resolve every option; build the reference model. Creates no file.
 
@@ -72,6 +88,9 @@ class BuildOptions:
         or OutputDirError (9) - each before any work.
         """
         from .graph.passes import PASS_NAMES
+        from .graph.rules import accepts_runtime_if
+        from .graph.trt_ops import get_target
+        from .models import fit_to_profiles
         from .trt.devices import get_device, parse_memory_size
 
         if not self.profiles:
@@ -81,9 +100,16 @@ class BuildOptions:
         if self.engine not in ENGINE_MODES:
             raise UsageError(f"unknown engine mode {self.engine!r}; use one of {', '.join(ENGINE_MODES)}")
         targets = [str(t).lower() for t in self.targets] or [DEFAULT_TARGET]
-        unknown = [t for t in targets if t not in TARGET_NAMES]
+        unknown = [t for t in targets if t not in TARGET_NAMES and t != CPU_TARGET]
         if unknown:
-            raise UsageError(f"unknown --target {unknown[0]!r}; choose from {', '.join(TARGET_NAMES)}")
+            raise UsageError(f"unknown --target {unknown[0]!r}; choose from {', '.join(TARGET_NAMES + (CPU_TARGET,))}")
+        if targets == [CPU_TARGET]:  # options that only shape a TensorRT graph, plan or engine
+            if self.precision != "fp32":
+                raise UsageError(f"--precision {self.precision} makes a TensorRT graph; --target cpu alone writes "
+                                 "its own fp32 and INT8 CPU graphs (cpu/): drop --precision or add a TensorRT --target")
+            if self.device is not None or self.memory_budget is not None:
+                raise UsageError("--device/--memory-budget size TensorRT engines; --target cpu alone builds none: "
+                                 "drop them or add a TensorRT --target")
         bad_passes = [p for p in self.only_passes or () if p not in PASS_NAMES]
         if bad_passes:
             raise UsageError(f"unknown rewrite pass {bad_passes[0]!r} for --only; choose from {', '.join(PASS_NAMES)}")
@@ -99,7 +125,10 @@ class BuildOptions:
             modules.append("onnx_graphsurgeon")
         require_modules(modules)
         check_output_dir(self.out_dir, self.force)
-        prepared = prepare_model(self.model, self.overrides, seed=self.seed, weights=self.weights, profiles=profiles)
+        overrides = dict(self.overrides)
+        if all(t == CPU_TARGET or accepts_runtime_if(get_target(t).trt_version) for t in targets):
+            overrides = fit_to_profiles(self.model, profiles, overrides, runtime_if=True)  # ViTAR: atm_gate
+        prepared = prepare_model(self.model, overrides, seed=self.seed, weights=self.weights, profiles=profiles)
         extra = check_resolutions(self.extra_resolutions, profiles, prepared.size_rule)
         opts = dataclasses.replace(self, model=prepared.name, profiles=profiles, batch=None, targets=targets,
                                    device=device, memory_budget=budget, extra_resolutions=extra)
@@ -206,6 +235,8 @@ def build(opts: BuildOptions, notify: Callable[[str, StepRecord | None], None] |
             if opts.precision in ("fp16", "int8"):
                 rec.run(f"precision-{opts.precision}", lambda: _step_precision(opts, layout, state))
                 rec.run(f"validate-{opts.precision}", lambda: _step_validate(opts, layout, state, opts.precision))
+            if opts.cpu:
+                rec.run("cpu", lambda: _step_cpu(opts, layout, state))
             rec.run("plan", lambda: _step_plan(opts, layout, state))
             rec.run("engine", lambda: _step_engine(opts, layout, state))
             rec.run("engine-parity", lambda: _step_engine_parity(opts, layout, state))
@@ -233,6 +264,10 @@ def _details(opts: BuildOptions, state: BuildState, steps: list[StepRecord]) -> 
     }
 
 
+_NO_TRT = "no TensorRT target (--target cpu only)"
+_NO_INT8 = "no INT8 CPU graph: the weights are the random init (pass --weights to make and prove one)"
+
+
 # --- steps (each returns (status, detail, artifacts)) -------------------------------------------------
 
 
@@ -254,7 +289,8 @@ def _step_rewrite(opts: BuildOptions, layout: BuildLayout, state: BuildState):
         copy_atomic(layout.onnx, layout.rewritten_onnx)
         state.deploy_onnx = layout.rewritten_onnx
         return "SKIPPED", "--no-rewrite: graph copied unchanged", [layout.rel(layout.rewritten_onnx)]
-    ctx = RewriteContext(opts.profiles, patch_size=state.model.size_rule.patch_size, target=opts.targets[0],
+    trt = opts.trt_targets
+    ctx = RewriteContext(opts.profiles, patch_size=state.model.size_rule.patch_size, target=trt[0] if trt else None,
                          seed=opts.seed)
     report = apply_rewrites(layout.onnx, layout.rewritten_onnx, ctx, only=opts.only_passes)
     write_json_atomic(layout.rewrite_report, report.to_dict())
@@ -269,15 +305,18 @@ def _step_rewrite(opts: BuildOptions, layout: BuildLayout, state: BuildState):
 def _step_lint(opts: BuildOptions, layout: BuildLayout, state: BuildState):
     from .graph.lint import lint_onnx
 
-    reports = {t: lint_onnx(state.deploy_onnx, t) for t in opts.targets}
+    if not opts.trt_targets:
+        return "SKIPPED", _NO_TRT, []
+    reports = {t: lint_onnx(state.deploy_onnx, t) for t in opts.trt_targets}
     write_json_atomic(layout.lint_report, {t: r.to_dict() for t, r in reports.items()})
     errors = [(t, f) for t, r in reports.items() for f in r.errors]
     warnings = sum(len(r.warnings) for r in reports.values())
     if errors:
         t, f = errors[0]
-        raise LintError(f"{len(errors)} lint error(s) for {', '.join(opts.targets)}; first ({t}): {f.rule_id} at "
+        raise LintError(f"{len(errors)} lint error(s) for {', '.join(opts.trt_targets)}; first ({t}): {f.rule_id} at "
                         f"node {f.node} ({f.op}): {f.message}. Fix: {f.fix} (all findings: lint.json)")
-    return "PASSED", f"targets {', '.join(opts.targets)}: 0 errors, {warnings} warnings", [layout.rel(layout.lint_report)]
+    return ("PASSED", f"targets {', '.join(opts.trt_targets)}: 0 errors, {warnings} warnings",
+            [layout.rel(layout.lint_report)])
 
 
 def _step_validate(opts: BuildOptions, layout: BuildLayout, state: BuildState, precision: str):
@@ -333,10 +372,57 @@ def _step_precision(opts: BuildOptions, layout: BuildLayout, state: BuildState):
     return "PASSED", detail, artifacts
 
 
+def _step_cpu(opts: BuildOptions, layout: BuildLayout, state: BuildState):
+    from .cpu.accuracy import HELDOUT_N, reference_run_of
+    from .cpu.deploy import deploy_cpu, probe_sizes
+    from .models import fit_to_profiles
+
+    model = state.model.model
+    # INT8 needs real weights: on the random init the logits are noise, so its parity (and any accuracy) means
+    # nothing. Held-out top-1 agreement needs the reference task: the trained reference weights only.
+    int8 = opts.weights is not None
+    run = reference_run_of(opts.model, opts.weights)
+    heldout = (probe_sizes(opts.profiles, model.size_rule.patch_size), HELDOUT_N) if run else None
+    notes = [] if int8 else [_NO_INT8]
+    with tempfile.TemporaryDirectory(prefix="resvit-cpu-") as tmp:
+        extra = _always_compute_candidate(opts, state, Path(tmp))
+        result = deploy_cpu(model, layout, opts.profiles, deploy_onnx=state.deploy_onnx, raw_onnx=layout.onnx,
+                            int8=int8, seed=opts.seed, extra_resolutions=opts.extra_resolutions, heldout=heldout,
+                            notes=notes, extra_fp32=extra)
+    detail = result.summary_line() + "".join(f"; {n}" for n in notes)
+    if fit_to_profiles(opts.model, opts.profiles, state.model.overrides, runtime_if=True) != state.model.overrides:
+        detail += (f"; ATM stages always computed: this graph also serves {', '.join(opts.trt_targets)} "
+                   "(before TensorRT 10.11); --target cpu alone gates them")
+    files = [p for p in (result.graphs.fp32_path, result.graphs.int8_path, layout.cpu_report) if p is not None]
+    files += sorted(p for p in layout.cpu_dir.iterdir() if p.name.startswith("parity"))
+    return "PASSED", detail, [layout.rel(p) for p in files]
+
+
+def _always_compute_candidate(opts: BuildOptions, state: BuildState, work: Path) -> list:
+    """ViTAR gated: its always-compute form (same weights) as one more CPU candidate. Gating saves FLOPs, but ORT
+    runs each If branch as a subgraph, and on a 2-core CPU the gated graph measured no faster (README Benchmarks)."""
+    if not state.model.overrides.get("atm_gate"):
+        return []
+    from .cpu.candidates import Candidate
+    from .export.onnx_export import export_onnx, union_profile
+    from .graph.rewrite import RewriteContext, apply_rewrites
+    from .models import create_model
+
+    always = create_model(opts.model, seed=opts.seed, **{**state.model.overrides, "atm_gate": False})
+    always.load_state_dict(state.model.model.state_dict())
+    raw, rewritten = work / "always.onnx", work / "always.rewritten.onnx"
+    export_onnx(always, raw, union_profile(opts.profiles), opts.opset)  # as the export step does
+    apply_rewrites(raw, rewritten, RewriteContext(opts.profiles, patch_size=state.model.size_rule.patch_size,
+                                                  target=None, seed=opts.seed))
+    return [Candidate("always-compute", rewritten, "ViTAR with every ATM stage computed (no If), rewritten")]
+
+
 def _step_plan(opts: BuildOptions, layout: BuildLayout, state: BuildState):
     from .trt.planner import plan_profiles
     from .trt.trtexec import write_trtexec_script
 
+    if not opts.trt_targets:
+        return "SKIPPED", _NO_TRT, []
     plan = plan_profiles(state.model.model, opts.profiles, None, opts.precision, device=opts.device,
                          memory_budget=opts.memory_budget)
     write_json_atomic(layout.plan, plan.to_dict())
@@ -352,6 +438,8 @@ def _step_engine(opts: BuildOptions, layout: BuildLayout, state: BuildState):
 
     if opts.engine == "skip":
         return "SKIPPED", "--engine skip", []
+    if not opts.trt_targets:
+        return "SKIPPED", _NO_TRT, []
     if not is_available("tensorrt"):
         return ("DEFERRED",
                 "TensorRT is not installed here: build on the target with `bash trtexec.sh` or "

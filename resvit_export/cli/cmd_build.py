@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from resvit_export.pipeline import CPU_TARGET
+
 from .common import final_line, handle_errors
 from .options import (RESOLUTIONS, calibration_options, compose, device_options, force_option, model_options,
                       passes_option, profile_options, target_option, tolerance_options, tolerance_overrides,
@@ -33,7 +35,9 @@ def _dir_name(model: str) -> str:
 @click.option("--fp16", "fp16_flag", is_flag=True, help="Same as --precision fp16.")
 @click.option("--int8", "int8_flag", is_flag=True, help="Same as --precision int8.")
 @click.option("--keep-fp32", multiple=True, metavar="NAME|OP", help="Node names or op types to keep in FP32 (repeatable).")
-@target_option()
+@target_option("TensorRT ONNX parser to build for (repeatable); `cpu`: also write cpu/, the graphs ONNX Runtime "
+               "runs fastest on this CPU (fp32 and INT8, measured and proven); `cpu` alone runs no TensorRT step.",
+               extra=(CPU_TARGET,))
 @click.option("--opset", type=click.IntRange(17, 23), default=18, show_default=True)
 @click.option("--no-rewrite", is_flag=True, help="Skip graph rewriting (debugging).")
 @passes_option

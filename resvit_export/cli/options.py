@@ -135,8 +135,10 @@ def precision_option(help_text: str):
                         show_default=True, help=help_text)
 
 
-def target_option(help_text: str = "TensorRT ONNX parser to lint against (repeatable)."):
-    return click.option("--target", "targets", multiple=True, type=click.Choice(TARGET_NAMES, case_sensitive=False),
+def target_option(help_text: str = "TensorRT ONNX parser to lint against (repeatable).", extra: tuple[str, ...] = ()):
+    """``extra``: target names beyond the TensorRT parsers that one command accepts (build: ``cpu``)."""
+    return click.option("--target", "targets", multiple=True,
+                        type=click.Choice(TARGET_NAMES + tuple(extra), case_sensitive=False),
                         help=f"{help_text}  [default: {DEFAULT_TARGET}]")
 
 

@@ -35,7 +35,7 @@ def reference_run_of(model_name: str, weights: str | os.PathLike | None) -> str 
     digest = sha256_file(weights)
     for run in RUNS:
         try:
-            if model_of(run) == model_name and load_record(run).get("sha256") == digest:
+            if model_of(run) == model_name and (load_record(run).get("weights") or {}).get("sha256") == digest:
                 return run
         except CheckpointError:
             continue

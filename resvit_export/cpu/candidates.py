@@ -23,6 +23,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 __all__ = ["Candidate", "fp32_candidates", "CANDIDATE_NAMES", "QUANTIZABLE"]
 
@@ -78,8 +79,9 @@ def _ort_mha(src: Path, dst: Path, num_heads: int) -> Candidate:
 
 def fp32_candidates(deploy_onnx: str | os.PathLike, workdir: str | os.PathLike, *,
                     raw_onnx: str | os.PathLike | None = None, num_heads: int = 0,
-                    hidden_size: int = 0) -> list[Candidate]:
-    """Every candidate of ``CANDIDATE_NAMES`` for ``deploy_onnx`` (the TensorRT graph), files in ``workdir``."""
+                    hidden_size: int = 0, extra: Sequence[Candidate] = ()) -> list[Candidate]:
+    """Every candidate of ``CANDIDATE_NAMES`` for ``deploy_onnx`` (the TensorRT graph), files in ``workdir``, then
+    ``extra`` (graphs of the same model made elsewhere, e.g. ViTAR's always-compute form next to its gated one)."""
     deploy, work = Path(deploy_onnx), Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     out = [Candidate("tensorrt-graph", deploy, "the rewritten graph the TensorRT path ships")]
@@ -100,4 +102,4 @@ def fp32_candidates(deploy_onnx: str | os.PathLike, workdir: str | os.PathLike, 
         except Exception as err:  # noqa: BLE001 - a failed candidate is a finding, not a failed build
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             out.append(Candidate(name, None, f"could not be made: {type(err).__name__}: {first[:200]}"))
-    return out
+    return out + list(extra)

@@ -15,7 +15,7 @@ import math
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -41,10 +41,11 @@ class CpuGraphs:
     fp32_path: Path
     int8_path: Path | None
     int8_source: str  # which fp32 graph was quantised
+    int8_refused: str | None = None  # why no INT8 graph was written although one was asked for
 
     def to_dict(self) -> dict:
         return {"fp32": self.fp32.to_dict(), "fp32_onnx": self.fp32_path.name,
-                "int8": self.int8.to_dict() if self.int8 else None,
+                "int8": self.int8.to_dict() if self.int8 else None, "int8_refused": self.int8_refused,
                 "int8_onnx": self.int8_path.name if self.int8_path else None, "int8_source": self.int8_source}
 
 
@@ -66,15 +67,19 @@ def _copy(src: Path, dst: Path) -> Path:
 def make_cpu_graphs(model, deploy_onnx: str | os.PathLike, out_fp32: str | os.PathLike,
                     out_int8: str | os.PathLike | None, profiles: Sequence, *, raw_onnx: str | os.PathLike | None = None,
                     threads: int = 2, rounds: int = 5, sizes: Sequence[tuple[int, int]] | None = None,
-                    calibration: Sequence[np.ndarray] | None = None) -> CpuGraphs:
+                    calibration: Sequence[np.ndarray] | None = None, accept_int8=None,
+                    extra_fp32: Sequence = ()) -> CpuGraphs:
     """Choose and write the CPU graphs for ``model`` (the PyTorch reference of ``deploy_onnx``).
 
     ``out_int8`` None skips INT8. ``calibration``: batches for the static INT8 forms (default: the builtin photos
     at the profile's min and ``CALIB_CAP``). ``sizes``: probe sizes (default ``probe_sizes(profiles)``).
+    ``accept_int8(path) -> reason | None`` turns down INT8 graphs that pass parity but fail an accuracy gate.
+    ``extra_fp32``: more fp32 candidates (``candidates.Candidate``) of the same model, timed with the rest.
     """
     import torch
 
     from resvit_export.data.photos import builtin_photos, photo_inputs
+    from resvit_export.errors import ParityError
     from resvit_export.validate.parity import default_tolerances
 
     from .candidates import QUANTIZABLE, fp32_candidates
@@ -98,7 +103,7 @@ def make_cpu_graphs(model, deploy_onnx: str | os.PathLike, out_fp32: str | os.Pa
         with tempfile.TemporaryDirectory(prefix="resvit-cpu-") as tmp:
             work = Path(tmp)
             cands = fp32_candidates(deploy_onnx, work, raw_onnx=raw_onnx, num_heads=spec.num_heads,
-                                    hidden_size=spec.dim)
+                                    hidden_size=spec.dim, extra=extra_fp32)
             fp32 = select_fastest(cands, reference, inputs, sizes, default_tolerances("fp32"), threads=threads,
                                   rounds=rounds, also_time={"pytorch-eager": reference})
             fp32_path = _copy(fp32.winner.path, Path(out_fp32))
@@ -106,7 +111,7 @@ def make_cpu_graphs(model, deploy_onnx: str | os.PathLike, out_fp32: str | os.Pa
             # quantise the fastest graph whose matmuls the quantisers can see
             quantizable = [r for r in fp32.rows if r.passed and r.name in QUANTIZABLE]
             if not quantizable:
-                raise ValueError(f"no quantisable fp32 graph ({', '.join(QUANTIZABLE)}) passed parity")
+                raise ParityError(f"no quantisable fp32 graph ({', '.join(QUANTIZABLE)}) passed parity")
             source = min(quantizable, key=lambda r: r.geo_relative)
             if out_int8 is not None:
                 if calibration is None:
@@ -115,9 +120,12 @@ def make_cpu_graphs(model, deploy_onnx: str | os.PathLike, out_fp32: str | os.Pa
                                    for i in range(0, 9, 3)]
                 graphs = [quantize_cpu(source.path, work / f"cpu.int8.{form}.onnx", form, calibration)
                           for form in INT8_FORMS]
-                int8 = select_fastest(graphs, reference, inputs, sizes, default_tolerances("int8"),
-                                      threads=threads, rounds=rounds, min_gain=0.0,
-                                      also_time={"pytorch-eager": reference})
+                try:
+                    int8 = select_fastest(graphs, reference, inputs, sizes, default_tolerances("int8"),
+                                          threads=threads, rounds=rounds, min_gain=0.0,
+                                          also_time={"pytorch-eager": reference}, accept=accept_int8)
+                except ParityError as err:  # no INT8 form is good enough: ship fp32 only, and say why
+                    return CpuGraphs(fp32, None, fp32_path, None, source.name, f"no INT8 form accepted: {err}")
                 int8_path = _copy(int8.winner.path, Path(out_int8))
             return CpuGraphs(fp32, int8, fp32_path, int8_path, source.name)
     finally:
@@ -131,11 +139,20 @@ class CpuDeployment:
     graphs: CpuGraphs
     parity: dict[str, dict]  # "fp32" / "int8" -> ParityReport.summary_dict()
     agreement: object | None = None  # accuracy.Agreement on the trained reference weights, else None
+    notes: list[str] = field(default_factory=list)  # why something was not made or measured
+    agreement_by_graph: dict = field(default_factory=dict)  # every INT8 form's Agreement, shipped or not
 
     def to_dict(self) -> dict:
-        return {**self.graphs.to_dict(), "parity": self.parity,
-                "int8_heldout_agreement": self.agreement.to_dict() if self.agreement is not None else
-                "not measured: the weights are not a trained reference run (random-weight agreement means nothing)"}
+        if self.agreement is not None:
+            heldout = self.agreement.to_dict()
+        elif self.agreement_by_graph:
+            heldout = "measured on every INT8 form (int8_agreement_by_graph); none reached the minimum"
+        else:
+            heldout = ("not measured: the weights are not a trained reference run (random-weight agreement means "
+                       "nothing)")
+        return {**self.graphs.to_dict(), "parity": self.parity, "notes": list(self.notes),
+                "int8_heldout_agreement": heldout,
+                "int8_agreement_by_graph": {k: v.to_dict() for k, v in self.agreement_by_graph.items()}}
 
     def summary_line(self) -> str:
         fp32, int8 = self.graphs.fp32, self.graphs.int8
@@ -145,27 +162,44 @@ class CpuDeployment:
             line += f"; int8 {int8.winner.name} (<= {worst:.2f}x eager's time at the probe sizes)"
         if self.agreement is not None:
             line += f"; held-out top-1 agreement {self.agreement.worst:.3f}"
+        if self.graphs.int8_refused:
+            line += f"; {self.graphs.int8_refused}"
         return line
 
 
 def deploy_cpu(model, layout, profiles: Sequence, *, deploy_onnx: str | os.PathLike,
                raw_onnx: str | os.PathLike | None = None, int8: bool = True, seed: int = 0,
                extra_resolutions: Sequence = (), heldout: tuple[Sequence[tuple[int, int]], int] | None = None,
-               threads: int = 2) -> CpuDeployment:
+               threads: int = 2, notes: Sequence[str] = (), extra_fp32: Sequence = ()) -> CpuDeployment:
     """Make the CPU graphs into ``layout.cpu_dir`` and prove them: the parity matrix (fp32 and int8 tolerances,
     reports in the same folder) and, with ``heldout=(sizes, n)``, INT8 top-1 agreement on held-out scenes.
+    ``notes`` (e.g. why INT8 was not made) are kept in ``cpu.json``.
 
-    Raises ParityError (exit 3) when either graph breaches its tolerances or the agreement is below 0.99.
+    An INT8 graph that no form makes good enough (parity, or agreement below 0.99) is not written: ``cpu.json``
+    and the summary say why. Raises ParityError (exit 3) when a written graph breaches its parity matrix.
     """
     from resvit_export.errors import ParityError
     from resvit_export.io import write_json_atomic
     from resvit_export.validate.parity import validate_onnx
 
     layout.cpu_dir.mkdir(parents=True, exist_ok=True)
+    agreements: dict[str, object] = {}  # INT8 candidate file name -> its held-out Agreement
+
+    def accept_int8(path: Path) -> str | None:
+        """The fastest INT8 form is kept only if it agrees with PyTorch fp32 on held-out images (trained weights)."""
+        from .accuracy import heldout_int8_agreement
+
+        sizes, n = heldout
+        found = agreements[path.name] = heldout_int8_agreement(model, path, sizes, n, threads=threads)
+        return None if found.passed else f"held-out top-1 agreement {found.worst:.3f} < {found.minimum}"
+
     graphs = make_cpu_graphs(model, deploy_onnx, layout.cpu_onnx("fp32"), layout.cpu_onnx("int8") if int8 else None,
-                             profiles, raw_onnx=raw_onnx, threads=threads)
-    parity, agreement = {}, None
-    result = CpuDeployment(graphs, parity)
+                             profiles, raw_onnx=raw_onnx, threads=threads,
+                             accept_int8=accept_int8 if heldout is not None else None, extra_fp32=extra_fp32)
+    parity = {}
+    result = CpuDeployment(graphs, parity, notes=list(notes), agreement_by_graph=agreements)
+    if graphs.int8 is not None and graphs.int8.winner.path.name in agreements:
+        result.agreement = agreements[graphs.int8.winner.path.name]
     for precision, path in (("fp32", graphs.fp32_path), ("int8", graphs.int8_path)):
         if path is None:
             continue
@@ -175,14 +209,5 @@ def deploy_cpu(model, layout, profiles: Sequence, *, deploy_onnx: str | os.PathL
         if not report.passed:
             write_json_atomic(layout.cpu_report, result.to_dict())
             raise ParityError(f"CPU {precision} graph ({layout.rel(path)}) parity FAILED: {report.failure_line()}")
-    if heldout is not None and graphs.int8_path is not None:
-        from .accuracy import heldout_int8_agreement
-
-        sizes, n = heldout
-        agreement = result.agreement = heldout_int8_agreement(model, graphs.int8_path, sizes, n, threads=threads)
-        if not agreement.passed:
-            write_json_atomic(layout.cpu_report, result.to_dict())
-            raise ParityError(f"CPU int8 graph agrees with PyTorch fp32 on {agreement.worst:.3f} of held-out images "
-                              f"(< {agreement.minimum}); see {layout.rel(layout.cpu_report)}")
     write_json_atomic(layout.cpu_report, result.to_dict())
     return result

@@ -30,14 +30,16 @@ class Measured:
     latency_ms: dict = field(default_factory=dict)  # "HxW" -> median ms
     relative: dict = field(default_factory=dict)  # "HxW" -> latency / baseline latency
     geo_relative: float | None = None
+    rejected: str | None = None  # why ``accept`` turned it down after parity passed
 
     @property
     def passed(self) -> bool:
-        return self.path is not None and bool(self.parity) and not any(p["failures"] for p in self.parity.values())
+        return (self.path is not None and bool(self.parity) and not any(p["failures"] for p in self.parity.values())
+                and self.rejected is None)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "file": self.path.name if self.path else None, "note": self.note,
-                "parity_passed": self.passed,
+                "parity_passed": self.passed, "rejected": self.rejected,
                 "parity": {k: {"max_abs": v["max_abs"], "cosine": v["cosine"], "top1": v["top1"],
                                "failures": v["failures"]} for k, v in self.parity.items()},
                 "latency_ms": {k: round(v, 3) for k, v in self.latency_ms.items()},
@@ -71,13 +73,15 @@ class Selection:
 def select_fastest(graphs: Sequence, reference: Callable[[np.ndarray], np.ndarray],
                    inputs: Callable[[int, int], np.ndarray], probe_sizes: Sequence[tuple[int, int]], tolerances, *,
                    threads: int = 2, rounds: int = 5, budget_s: float = 30.0, min_gain: float = 0.03,
-                   input_name: str = "pixels", also_time: dict[str, Callable[[np.ndarray], object]] | None = None
-                   ) -> Selection:
+                   input_name: str = "pixels", also_time: dict[str, Callable[[np.ndarray], object]] | None = None,
+                   accept: Callable[[Path], str | None] | None = None) -> Selection:
     """Rank ``graphs`` (objects with ``name``, ``path``, ``note``) on this CPU; the first that passes parity is the
     baseline.
 
     ``reference(x) -> logits`` is the fp32 truth; ``inputs(h, w)`` gives the probe batch at a size.
-    Raises ValueError when no graph passes parity.
+    ``accept(path)``, when given, runs on each graph that passed parity (before timing) and returns why it is
+    refused, or None (the INT8 graphs' held-out agreement on trained weights).
+    Raises ParityError (exit 3) when no graph passes parity (and ``accept``).
     """
     from resvit_export.validate.parity import compare_outputs
 
@@ -102,10 +106,16 @@ def select_fastest(graphs: Sequence, reference: Callable[[np.ndarray], np.ndarra
             if r.name in sessions:
                 got = sessions[r.name].run(None, {input_name: x})[0]
                 r.parity[f"{hw[0]}x{hw[1]}"] = compare_outputs(ref, {"logits": got}, tolerances)
+    for r in rows:
+        if accept is not None and r.passed:
+            r.rejected = accept(r.path)
     timed = [r for r in rows if r.passed]
     if not timed:
-        worst = {r.name: next((p["failures"][0] for p in r.parity.values() if p["failures"]), r.note) for r in rows}
-        raise ValueError("no graph matches PyTorch at the parity tolerances: "
+        worst = {r.name: next((p["failures"][0] for p in r.parity.values() if p["failures"]), r.rejected or r.note)
+                 for r in rows}
+        from resvit_export.errors import ParityError
+
+        raise ParityError("no graph matches PyTorch at the parity tolerances: "
                          + "; ".join(f"{k}: {v}" for k, v in worst.items()))
     base = timed[0]
     also = also_time or {}

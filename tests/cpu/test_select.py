@@ -67,7 +67,30 @@ def test_a_graph_ort_cannot_load_is_reported_not_fatal(graphs, tmp_path):
     assert "ONNX Runtime cannot load it" in rows["broken"].note
 
 
-def test_no_graph_matching_is_an_error(graphs):
-    with pytest.raises(ValueError, match="no graph matches PyTorch"):
+def test_no_graph_matching_is_a_parity_error(graphs):
+    from resvit_export.errors import ParityError
+
+    with pytest.raises(ParityError, match="no graph matches PyTorch"):  # exit 3 in build, not a traceback
         select_fastest([_g("wrong", graphs["wrong"]), _g("missing", None)], _reference(graphs["plain"]), _inputs,
                        SIZES, default_tolerances("fp32"), threads=1, rounds=1)
+
+
+def test_a_graph_accept_turns_down_is_never_timed_nor_chosen(graphs):
+    from resvit_export.errors import ParityError
+
+    asked = []
+
+    def accept(path):
+        asked.append(path.name)
+        return "too inaccurate" if path == graphs["slow"] else None
+
+    sel = select_fastest([_g("slow", graphs["slow"]), _g("wrong", graphs["wrong"]), _g("twin", graphs["twin"])],
+                         _reference(graphs["plain"]), _inputs, SIZES, default_tolerances("fp32"), threads=1,
+                         rounds=1, accept=accept)
+    rows = {r.name: r for r in sel.rows}
+    assert asked == ["slow.onnx", "twin.onnx"]  # only graphs that passed parity are asked
+    assert sel.winner.name == "twin" and not rows["slow"].passed and rows["slow"].latency_ms == {}
+    assert rows["slow"].to_dict()["rejected"] == "too inaccurate"
+    with pytest.raises(ParityError, match="slow: too inaccurate"):
+        select_fastest([_g("slow", graphs["slow"])], _reference(graphs["plain"]), _inputs, SIZES,
+                       default_tolerances("fp32"), threads=1, rounds=1, accept=accept)
