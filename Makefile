@@ -56,8 +56,12 @@ lock:
 demo:
 	resvit-export build --profile 224-1792 -o out/demo --force
 
+# Speed goals are checked here, never as timed unit tests; each script prints and saves JSON in benchmarks/results.
 bench:
 	$(PY) benchmarks/bench_latency.py
+	$(PY) benchmarks/bench_build.py --models vitar_s -o benchmarks/results/build_vitar_s.json
+	for m in vitar_s deit_s; do $(PY) benchmarks/bench_cpu.py $$m || exit 1; done
+	$(PY) benchmarks/bench_cpu.py --plot --table
 	$(PY) benchmarks/bench_build.py
 
 clean:
