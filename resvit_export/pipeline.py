@@ -461,6 +461,8 @@ def _step_engine_parity(opts: BuildOptions, layout: BuildLayout, state: BuildSta
     from .validate.engine import DEFAULT_RUNNER, _open_runner, load_reference_set, require_engine_runtime
     from .validate.engine import validate_engine
 
+    if not opts.trt_targets:  # --target cpu alone: no engine will exist anywhere, so nothing is deferred either
+        return "SKIPPED", _NO_TRT, []
     if not state.engines:
         sizes = ""
         if layout.reference_set.is_file():

@@ -30,8 +30,9 @@ def test_build_target_cpu_writes_the_cpu_folder_and_runs_no_tensorrt_step(tmp_pa
     assert result.exit_code == 0, result.output
     status = json.loads((out / "status.json").read_text())["details"]
     steps = {s["name"]: s for s in status["steps"]}
-    assert list(steps) == ["export", "rewrite", "lint", "validate", "cpu", "plan", "engine", "manifest"]
-    assert {steps[n]["status"] for n in ("lint", "plan", "engine")} == {"SKIPPED"}
+    assert list(steps) == ["export", "rewrite", "lint", "validate", "cpu", "plan", "engine", "engine-parity",
+                           "manifest"]
+    assert {steps[n]["status"] for n in ("lint", "plan", "engine", "engine-parity")} == {"SKIPPED"}
     assert steps["cpu"]["status"] == "PASSED"
     assert {"cpu/model.onnx", "cpu/cpu.json", "cpu/parity.json"} <= set(steps["cpu"]["artifacts"])
     report = json.loads((out / "cpu" / "cpu.json").read_text())
