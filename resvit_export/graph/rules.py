@@ -20,7 +20,14 @@ _RESIZE_CHECKER = "https://github.com/onnx/onnx-tensorrt/blob/release/10.1-GA/on
 _IF_FOLD = "onnx-tensorrt If importer: 'For constant conditions, parse only the selected subgraph'"
 _RESIZE_8_5 = ("https://github.com/onnx/onnx-tensorrt/blob/release/8.5-GA/builtin_op_importers.cpp (Resize: mode "
                "cubic -> ResizeMode::kCUBIC; 'only supports cubic resizing on the outermost 2 dimensions')")
-_NVINFER_IF = "NVIDIA/TensorRT include/NvInfer.h IIfConditional (10.10: same type and shape; 10.11+: same rank)"
+# The 10.11 change is in the C++ header and the 10.11.0 release notes ("Condition-Dependent Shapes: the inputs to
+# IIfConditionalOutputLayer may now have different shapes. They must still have the same rank"; research file
+# tensorrt-verified.md L3). The Python bindings' IIfConditional docstring did not follow: the real 10.13.3.9 and
+# 11.4.0.106 wheels still say shapes must match unless the condition is a build-time constant (read from their
+# .so with `strings`, 2026-12-01). The header is the contract; the docstring lag is why a real gated ViTAR engine
+# build on >= 10.11 is listed as unexecuted in the README.
+_NVINFER_IF = ("NVIDIA/TensorRT include/NvInfer.h IIfConditional (10.10: same type and shape; 10.11+: same rank); "
+               "TensorRT 10.11.0 release notes (Condition-Dependent Shapes)")
 _LN_WARN = "https://github.com/pytorch/TensorRT/issues/2730 (TensorRT's 'Running layernorm after self-attention in FP16' warning)"
 
 
