@@ -23,8 +23,8 @@ _RESIZE_8_5 = ("https://github.com/onnx/onnx-tensorrt/blob/release/8.5-GA/builti
 # The 10.11 change is in the C++ header and the 10.11.0 release notes ("Condition-Dependent Shapes: the inputs to
 # IIfConditionalOutputLayer may now have different shapes. They must still have the same rank"; research file
 # tensorrt-verified.md L3). The Python bindings' IIfConditional docstring did not follow: the real 10.13.3.9 and
-# 11.4.0.106 wheels still say shapes must match unless the condition is a build-time constant (read from their
-# .so with `strings`, 2026-12-01). The header is the contract; the docstring lag is why a real gated ViTAR engine
+# 11.4.0.106 wheels still say shapes must match unless the condition is a build-time constant
+# (tests/conformance/test_if_conditional_doc.py pins both). The header is the contract; the docstring lag is why a real gated ViTAR engine
 # build on >= 10.11 is listed as unexecuted in the README.
 _NVINFER_IF = ("NVIDIA/TensorRT include/NvInfer.h IIfConditional (10.10: same type and shape; 10.11+: same rank); "
                "TensorRT 10.11.0 release notes (Condition-Dependent Shapes)")
