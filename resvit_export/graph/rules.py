@@ -24,8 +24,8 @@ _RESIZE_8_5 = ("https://github.com/onnx/onnx-tensorrt/blob/release/8.5-GA/builti
 # IIfConditionalOutputLayer may now have different shapes. They must still have the same rank"; research file
 # tensorrt-verified.md L3). The Python bindings' IIfConditional docstring did not follow: the real 10.13.3.9 and
 # 11.4.0.106 wheels still say shapes must match unless the condition is a build-time constant
-# (tests/conformance/test_if_conditional_doc.py pins both). The header is the contract; the docstring lag is why a real gated ViTAR engine
-# build on >= 10.11 is listed as unexecuted in the README.
+# (tests/conformance/test_if_conditional_doc.py pins both). The header is the contract; the docstring lag is why
+# a real gated ViTAR engine build on >= 10.11 is listed as unexecuted in the README.
 _NVINFER_IF = ("NVIDIA/TensorRT include/NvInfer.h IIfConditional (10.10: same type and shape; 10.11+: same rank); "
                "TensorRT 10.11.0 release notes (Condition-Dependent Shapes)")
 _LN_WARN = "https://github.com/pytorch/TensorRT/issues/2730 (TensorRT's 'Running layernorm after self-attention in FP16' warning)"
