@@ -57,6 +57,8 @@ def get_entry(name: str) -> ModelEntry:
     except KeyError:
         close = difflib.get_close_matches(name, _REGISTRY, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
+        if name.endswith(".py") or "/" in name:  # a file meant as your own model: it needs its factory's name
+            hint = f" For your own model give its factory: {name}:FACTORY (see README 'Bring your own model')."
         raise UnknownModelError(
             f"unknown model {name!r}.{hint} Valid names: {', '.join(list_models())} "
             f"(`resvit-export models` lists them with sizes)."

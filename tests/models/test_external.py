@@ -41,6 +41,7 @@ def test_module_factory_builds_and_passes(in_repo, tmp_path):
     (["--model", "examples.my_vit:no_such_factory"], "has no attribute 'no_such_factory'"),
     (["--model", "examples.not_a_module:f"], "cannot import module 'examples.not_a_module'"),
     (["examples/my_vit.py:my_vit_tiny", "--set", "width=3"], "calling the factory with --set width raised"),
+    (["--model", "examples/my_vit.py"], "give its factory: examples/my_vit.py:FACTORY"),
 ])
 def test_refused_with_one_line_before_any_work(in_repo, tmp_path, args, needle):
     out = tmp_path / "never"
