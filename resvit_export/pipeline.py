@@ -153,6 +153,8 @@ class BuildState:
     precision_onnx: Path | None = None  # precision: model.fp16.onnx / model.int8.onnx
     precision_result: Any = None  # precision: resvit_export.precision.fp16.PrecisionResult
     parity: dict[str, dict] = field(default_factory=dict)  # validate*: precision -> summary
+    reference_ahead: Any = None  # build start: validate/reference_runs.ReferenceAhead (closed when the build ends)
+    reference: Any = None  # validate: the ReferenceRuns every matrix of this build compares against
     plan: Any = None  # plan: resvit_export.trt.planner.EnginePlan
     engines: list[Path] = field(default_factory=list)  # engine: built plan files
 
@@ -227,6 +229,7 @@ def build(opts: BuildOptions, notify: Callable[[str, StepRecord | None], None] |
         state = BuildState(model=checked.model)
         rec = _Recorder(notify)
         write_status(stage.path, "build", "RUNNING", started=started, details=_details(opts, state, rec.steps))
+        state.reference_ahead = _start_reference_ahead(opts, state)
         try:
             rec.run("export", lambda: _step_export(opts, layout, state))
             rec.run("rewrite", lambda: _step_rewrite(opts, layout, state))
@@ -244,6 +247,9 @@ def build(opts: BuildOptions, notify: Callable[[str, StepRecord | None], None] |
         except Exception as err:  # an interrupt (KeyboardInterrupt, SIGKILL) publishes nothing: see staging
             err.status_path = stage.fail("build", started, err, _details(opts, state, rec.steps))
             raise
+        finally:
+            if state.reference_ahead is not None:  # its child, if still running, and the inputs it shared
+                state.reference_ahead.close()
         write_status(stage.path, "build", "PASSED", started=started, details=_details(opts, state, rec.steps))
         out = stage.publish()
     return BuildResult(out, "PASSED", rec.steps)
@@ -319,20 +325,46 @@ def _step_lint(opts: BuildOptions, layout: BuildLayout, state: BuildState):
             [layout.rel(layout.lint_report)])
 
 
+def _start_reference_ahead(opts: BuildOptions, state: BuildState):
+    """Start computing PyTorch's side of the parity matrix on the core export leaves idle
+    (validate/reference_runs.py); None where that cannot help (CUDA reference, one core, no fork)."""
+    from .validate.parity import pick_reference_device
+    from .validate.reference_runs import ReferenceAhead, plan_jobs
+    from .validate.sides import default_threads
+
+    if pick_reference_device() != "cpu":
+        return None
+    jobs = plan_jobs(opts.profiles, state.model.model.size_rule, opts.extra_resolutions, seed=opts.seed)
+    return ReferenceAhead.start(state.model.model, jobs, threads=default_threads())
+
+
+def _collect_reference(state: BuildState) -> tuple[Any, str]:
+    """The reference runs for a validate step, and a note for its detail line."""
+    ahead = state.reference_ahead
+    if state.reference is not None or ahead is None:
+        return state.reference, ""
+    runs = ahead.result()
+    if runs is None:
+        return None, f"; PyTorch ran here: the reference computed ahead is missing ({ahead.failure})"
+    return runs, f"; PyTorch computed ahead during export ({len(ahead.jobs)} forwards, {runs.busy_s:.1f}s)"
+
+
 def _step_validate(opts: BuildOptions, layout: BuildLayout, state: BuildState, precision: str):
     from .validate.parity import validate_onnx
 
     onnx_path = state.deploy_onnx if precision == "fp32" else state.precision_onnx
     tolerances = opts.tolerances.resolve(precision) if opts.tolerances.to_dict() else None
+    reference, note = _collect_reference(state)
     report = validate_onnx(state.model.model, onnx_path, opts.profiles, precision=precision, tolerances=tolerances,
                            seed=opts.seed, extra_resolutions=opts.extra_resolutions,
-                           out_dir=layout.root, isolated=precision != "fp32")
+                           out_dir=layout.root, isolated=precision != "fp32", reference=reference)
+    state.reference = report.reference_runs  # the next matrix of this build (fp16/int8, CPU graphs) reuses it
     state.parity[precision] = report.summary_dict()
     files = [layout.rel(layout.parity(precision, ext)) for ext in ("json", "md", "png", "junit.xml")]
     if not report.passed:
         raise ParityError(f"{precision} parity FAILED: {report.failure_line()} (see {files[1]})")
     ref = report.reference_set  # PyTorch's outputs for the device's engine check (validate/reference.py)
-    return ("PASSED", f"{report.summary_line()}; reference set {ref['bytes'] / 1e6:.2f} MB",
+    return ("PASSED", f"{report.summary_line()}; reference set {ref['bytes'] / 1e6:.2f} MB{note}",
             files + list(ref["files"]))
 
 
@@ -388,7 +420,7 @@ def _step_cpu(opts: BuildOptions, layout: BuildLayout, state: BuildState):
         extra = _always_compute_candidate(opts, state, Path(tmp))
         result = deploy_cpu(model, layout, opts.profiles, deploy_onnx=state.deploy_onnx, raw_onnx=layout.onnx,
                             int8=int8, seed=opts.seed, extra_resolutions=opts.extra_resolutions, heldout=heldout,
-                            notes=notes, extra_fp32=extra)
+                            notes=notes, extra_fp32=extra, reference=state.reference)
     detail = result.summary_line() + "".join(f"; {n}" for n in notes)
     if fit_to_profiles(opts.model, opts.profiles, state.model.overrides, runtime_if=True) != state.model.overrides:
         detail += (f"; ATM stages always computed: this graph also serves {', '.join(opts.trt_targets)} "

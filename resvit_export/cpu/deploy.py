@@ -170,10 +170,12 @@ class CpuDeployment:
 def deploy_cpu(model, layout, profiles: Sequence, *, deploy_onnx: str | os.PathLike,
                raw_onnx: str | os.PathLike | None = None, int8: bool = True, seed: int = 0,
                extra_resolutions: Sequence = (), heldout: tuple[Sequence[tuple[int, int]], int] | None = None,
-               threads: int = 2, notes: Sequence[str] = (), extra_fp32: Sequence = ()) -> CpuDeployment:
+               threads: int = 2, notes: Sequence[str] = (), extra_fp32: Sequence = (),
+               reference=None) -> CpuDeployment:
     """Make the CPU graphs into ``layout.cpu_dir`` and prove them: the parity matrix (fp32 and int8 tolerances,
     reports in the same folder) and, with ``heldout=(sizes, n)``, INT8 top-1 agreement on held-out scenes.
-    ``notes`` (e.g. why INT8 was not made) are kept in ``cpu.json``.
+    ``notes`` (e.g. why INT8 was not made) are kept in ``cpu.json``. ``reference``: PyTorch's outputs for the
+    matrix, when the build already has them (``validate.reference_runs.ReferenceRuns``).
 
     An INT8 graph that no form makes good enough (parity, or agreement below 0.99) is not written: ``cpu.json``
     and the summary say why. Raises ParityError (exit 3) when a written graph breaches its parity matrix.
@@ -204,7 +206,8 @@ def deploy_cpu(model, layout, profiles: Sequence, *, deploy_onnx: str | os.PathL
         if path is None:
             continue
         report = validate_onnx(model, path, profiles, precision=precision, seed=seed,
-                               extra_resolutions=extra_resolutions, out_dir=layout.cpu_dir, isolated=True)
+                               extra_resolutions=extra_resolutions, out_dir=layout.cpu_dir, isolated=True,
+                               reference=reference)
         parity[precision] = report.summary_dict()
         if not report.passed:
             write_json_atomic(layout.cpu_report, result.to_dict())

@@ -142,6 +142,8 @@ class ParityReport:
     label: str = "parity"
     reference: str = "PyTorch eager FP32 on CPU"
     artifact: dict | None = None  # default: the ONNX file on ONNX Runtime CPU
+    # PyTorch's outputs behind this report, for the build's next matrix of the same model (not serialised)
+    reference_runs: Any = field(default=None, repr=False, compare=False)
 
     @property
     def passed(self) -> bool:
@@ -335,15 +337,69 @@ def strict_fp32(device: str):
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-def _timing_note(concurrent: bool, threads: int, warm: bool, device: str = "cpu") -> dict:
+def _timing_note(reference: "ReferenceRuns", ort_threads: int, concurrent: bool, warm: bool) -> dict:
+    ahead = reference.how.startswith("ahead")
     return {
         "runs": "each compared forward ran once per side",
-        "reference_device": device,  # torch_ms is GPU time when this says cuda: compare it with care
-        "concurrent": concurrent,
-        "threads_per_side": threads,
+        "reference": reference.how,  # ahead: PyTorch ran during export, ONNX Runtime alone in validate
+        "reference_busy_s": round(reference.busy_s, 2) if ahead else None,  # the child's wall, start-up included
+        "reference_device": reference.device,  # torch_ms is GPU time when this says cuda: compare it with care
+        "concurrent": concurrent and not ahead,
+        "threads": {"pytorch": reference.threads, "onnxruntime": ort_threads},
+        "threads_per_side": None if reference.threads != ort_threads else ort_threads,
         "latency": ("best compared run at the shape after its first (the warm-up)" if warm else
                     "the first run at each shape (cold): only one input kind ran per shape"),
     }
+
+
+def _import_report_libraries_meanwhile():
+    """Import (and warm up) what the comparison and the plot need while ONNX Runtime runs (it releases the
+    GIL): measured, matplotlib.pyplot's import 0.53 s and a first figure's one-off set-up 0.15 s. Returns the
+    thread: join it before plotting (matplotlib is not thread-safe)."""
+    import threading
+
+    def work():
+        with contextlib.suppress(Exception):  # a missing library is reported where it is used
+            import io
+
+            import matplotlib
+
+            matplotlib.use("Agg", force=True)
+            import matplotlib.pyplot as plt
+            import polygraphy.comparator  # noqa: F401
+
+            fig, ax = plt.subplots(figsize=(1, 1), dpi=20)
+            ax.scatter([1, 2], [1, 2], label="x")
+            ax.set_yscale("log")
+            ax.legend()
+            fig.savefig(io.BytesIO(), format="png")
+            plt.close(fig)
+
+    thread = threading.Thread(target=work, name="resvit-imports", daemon=True)
+    thread.start()
+    return thread
+
+
+def _artifact_against(reference, jobs, out_names, onnx_path, feeds, tol, *, isolated, threads, label, progress):
+    """ONNX Runtime alone on ``feeds`` against reference runs computed before; each output is compared in a
+    helper thread while the next feed runs (ORT releases the GIL). Returns (SideRuns, {job index: metrics})."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .sides import run_artifact_side
+
+    warming = _import_report_libraries_meanwhile()
+    ref = [reference.outputs[j.key] for j in jobs]
+    pending = {}
+    with ThreadPoolExecutor(1, thread_name_prefix="resvit-compare") as pool:
+        def compare_now(j, got):
+            pending[j] = pool.submit(compare_outputs, dict(zip(out_names, ref[j])), got, tol)
+
+        runs = run_artifact_side(ref, [reference.seconds[j.key] for j in jobs], onnx_path, feeds,
+                                 isolated=isolated, threads=threads, label=label, progress=progress,
+                                 on_output=compare_now)
+        metrics = {j: f.result() for j, f in pending.items()}
+    warming.join()
+    return runs, metrics
 
 
 def validate_onnx(
@@ -364,6 +420,7 @@ def validate_onnx(
     merge: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
     reference_device: str | None = None,
+    reference: "ReferenceRuns | None" = None,
 ) -> ParityReport:
     """Compare ``model`` (PyTorch eager FP32, the reference) with ``onnx_path`` on ONNX Runtime CPU.
 
@@ -388,6 +445,10 @@ def validate_onnx(
         progress: ``progress(description, done, total)`` after each run.
         reference_device: torch device type for the PyTorch side (None: CUDA when torch sees a GPU, else CPU;
             see :func:`pick_reference_device`). The reference set records it.
+        reference: PyTorch's outputs computed before for this model (``reference_runs.ReferenceAhead`` during
+            export, or an earlier report's ``reference_runs``); used when it covers every job (same cases,
+            input kinds and seed), and ONNX Runtime then runs alone on every core. Otherwise (or None) PyTorch
+            runs here, beside ONNX Runtime.
 
     Returns:
         A ParityReport; the caller raises ParityError when ``report.passed`` is False.
@@ -401,7 +462,8 @@ def validate_onnx(
     from resvit_export.io import sha256_file
 
     from .runners import onnx_io_names
-    from .sides import OnDemand, default_threads, run_both_sides, warm_latency
+    from .reference_runs import ReferenceRuns, matrix_jobs
+    from .sides import OnDemand, all_threads, default_threads, run_both_sides, warm_latency
 
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
@@ -417,13 +479,11 @@ def validate_onnx(
         raise UsageError(f"{onnx_path} has inputs {in_names}; validate_onnx handles single-image-input models")
     cases, merged = _plan_cases(profiles, rule, extra_resolutions, batch_sizes, onnx_path, merge)
     started = time.monotonic()
-    jobs = [(c, k) for c in cases for k in kinds]  # a case's kinds in a row: the first warms its shape up
-    seeds = [case_seed(f"{k}:{c.name}", seed) for c, k in jobs]
-    inputs = OnDemand(len(jobs), lambda j: make_inputs(jobs[j][1], jobs[j][0].batch, jobs[j][0].h, jobs[j][0].w,
-                                                        seeds[j]))
-    device = pick_reference_device(reference_device)
-    model = model.float().eval()
-    ref_model = model if device == "cpu" else copy.deepcopy(model).to(device)  # the caller's model stays put
+    jobs = matrix_jobs(cases, kinds, seed)
+    ahead = reference is not None and reference.covers(jobs)
+    inputs = OnDemand(len(jobs), lambda j: reference.input_of(jobs[j]) if ahead else jobs[j].make_input())
+    feeds = OnDemand(len(jobs), lambda j: {in_names[0]: inputs[j]})
+    label = lambda j: f"{jobs[j].case.name} [{jobs[j].kind}]"  # noqa: E731
     done = 0
 
     def tick(desc):
@@ -432,22 +492,34 @@ def validate_onnx(
         if progress:
             progress(desc, done, 2 * len(jobs))
 
-    with strict_fp32(device):
-        runs = run_both_sides(lambda j: ref_model(torch.from_numpy(inputs[j]).to(device)), onnx_path,
-                              OnDemand(len(jobs), lambda j: {in_names[0]: inputs[j]}), isolated=isolated,
-                              threads=threads, concurrent=concurrent,
-                              label=lambda j: f"{jobs[j][0].name} [{jobs[j][1]}]", progress=tick)
-    shapes = [(c.batch, c.h, c.w) for c, _ in jobs]
+    metrics: dict[int, dict] = {}  # job -> comparison, where it was made while ONNX Runtime ran
+    if ahead:  # PyTorch's side is done: ONNX Runtime alone, on every core
+        device, ort_threads, ref_runs = reference.device, all_threads(), reference
+        for j in range(len(jobs)):
+            tick(f"pytorch {label(j)} (computed ahead)")
+        runs, metrics = _artifact_against(reference, jobs, out_names, onnx_path, feeds, tol, isolated=isolated,
+                                          threads=ort_threads, label=label, progress=tick)
+    else:
+        device, ort_threads = pick_reference_device(reference_device), threads
+        model = model.float().eval()
+        ref_model = model if device == "cpu" else copy.deepcopy(model).to(device)  # the caller's model stays put
+        with strict_fp32(device):
+            runs = run_both_sides(lambda j: ref_model(torch.from_numpy(inputs[j]).to(device)), onnx_path, feeds,
+                                  isolated=isolated, threads=threads, concurrent=concurrent, label=label,
+                                  progress=tick)
+        ref_runs = ReferenceRuns({}, {}, device, threads).merged_with(jobs, runs.ref, runs.ref_s)
+    shapes = [(j.case.batch, j.case.h, j.case.w) for j in jobs]
     torch_lat, warm = warm_latency(shapes, runs.ref_s)
     ort_lat, _ = warm_latency(shapes, runs.got_s)
     results: list[CaseResult] = []
     rows_total = rows_agree = 0
-    for j, (case, kind) in enumerate(jobs):
+    for j, job in enumerate(jobs):
+        case, kind = job.case, job.kind
         ref = dict(zip(out_names, runs.ref[j]))
         if j in runs.ort_errors:
             m = _ort_rejected(out_names[0], runs.ort_errors[j])
         else:
-            m = compare_outputs(ref, runs.got[j], tol)
+            m = metrics.get(j) or compare_outputs(ref, runs.got[j], tol)
         rows_total += case.batch
         rows_agree += m["top1_rows"]
         results.append(CaseResult(
@@ -463,13 +535,15 @@ def validate_onnx(
         profiles=[str(p) for p in profiles], cases=results,
         top1_agreement=rows_agree / rows_total if rows_total else 1.0, seconds=time.monotonic() - started,
         versions=_versions(), date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        isolated=isolated, merged=merged, timing=_timing_note(concurrent, threads, warm, device))
+        isolated=isolated, merged=merged, timing=_timing_note(ref_runs, ort_threads, concurrent, warm))
+    report.reference_runs = ref_runs
     if out_dir is not None:
         from .reference import ReferenceEntry, write_reference_set
         from .report import write_reports
 
-        entries = [ReferenceEntry(c.name, c.kind, k, c.batch, c.h, c.w, c.tokens(rule.patch_size), s, x, ref)
-                   for (c, k), s, x, ref in zip(jobs, seeds, inputs, runs.ref)]
+        entries = [ReferenceEntry(j.case.name, j.case.kind, j.kind, j.case.batch, j.case.h, j.case.w,
+                                  j.case.tokens(rule.patch_size), j.seed, x, ref, ref_runs.input_sha256.get(j.key))
+                   for j, x, ref in zip(jobs, inputs, runs.ref)]
         info = write_reference_set(out_dir, entries, model=report.model, profiles=report.profiles,
                                    input_name=in_names[0], output_names=out_names, seed=seed, precision=precision,
                                    tolerances=tol.to_dict(), merged=[m.to_dict() for m in merged],
@@ -532,6 +606,7 @@ def validate_packed_navit(
     from resvit_export.io import sha256_file
     from resvit_export.models.navit import NaViT, PackedNaViT, pack_images, unpack_logits
 
+    from .reference_runs import ReferenceRuns
     from .runners import onnx_io_names
     from .sides import default_threads, run_both_sides, warm_latency
 
@@ -596,7 +671,7 @@ def validate_packed_navit(
         tolerances=tol, profiles=[f"{len(packings)} packings"], cases=results,
         top1_agreement=rows_agree / rows_total if rows_total else 1.0, seconds=time.monotonic() - started,
         versions=_versions(), date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        isolated=isolated, timing=_timing_note(concurrent, threads, warm))
+        isolated=isolated, timing=_timing_note(ReferenceRuns({}, {}, "cpu", threads), threads, concurrent, warm))
     if out_dir is not None:
         from .report import write_reports
 

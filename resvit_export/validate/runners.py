@@ -66,7 +66,8 @@ def _run_all(onnx_path: str, feeds_list: Sequence[dict], threads: int, repeats: 
              phase: Callable[[str], None] = lambda s: None,
              progress: Callable[[int], None] | None = None,
              errors: list | None = None,
-             stop: threading.Event | None = None) -> tuple[list[dict], list[float]]:
+             stop: threading.Event | None = None,
+             on_output: Callable[[int, dict], None] | None = None) -> tuple[list[dict], list[float]]:
     """The shared body of the in-process and the child runner. With ``errors`` (a list), a feed that fails
     is recorded there as (index, message) and yields ``{}`` / NaN instead of raising."""
     phase("loading")
@@ -83,7 +84,7 @@ def _run_all(onnx_path: str, feeds_list: Sequence[dict], threads: int, repeats: 
         if stop is not None and stop.is_set():
             break
         phase(f"running feed {idx}")
-        feed = {k: (np.asarray(v).astype(in_types[k]) if in_types.get(k) is not None else v) for k, v in feed.items()}
+        feed = {k: (np.asarray(v, dtype=in_types[k]) if in_types.get(k) is not None else v) for k, v in feed.items()}
         try:
             t0 = time.perf_counter()
             res = sess.run(out_names, feed)  # the compared run is also the first timed one
@@ -105,6 +106,8 @@ def _run_all(onnx_path: str, feeds_list: Sequence[dict], threads: int, repeats: 
             continue
         outputs.append(dict(zip(out_names, res)))
         timings.append(float(min(times)))
+        if on_output:
+            on_output(idx, outputs[-1])
         if progress:
             progress(idx)
     return outputs, timings
@@ -120,7 +123,8 @@ def run_onnx_timed(onnx_path: str | os.PathLike, feeds_list: Sequence[dict], iso
                    threads: int = 2, repeats: int = 1, timeout: float | None = None,
                    progress: Callable[[int], None] | None = None,
                    errors: list | None = None,
-                   stop: threading.Event | None = None) -> tuple[list[dict], list[float]]:
+                   stop: threading.Event | None = None,
+                   on_output: Callable[[int, dict], None] | None = None) -> tuple[list[dict], list[float]]:
     """Run every feed dict through ONNX Runtime's CPU provider, once each, timing the run.
 
     Args:
@@ -135,6 +139,8 @@ def run_onnx_timed(onnx_path: str | os.PathLike, feeds_list: Sequence[dict], iso
             appended as (index, message) and gives ``{}`` and NaN seconds instead of raising. Load failures and
             crashes always raise.
         stop: when set (by another thread), the remaining feeds are abandoned and the results are partial.
+        on_output: called with (index, outputs) for each feed that ran (in-process: as it happens, so the
+            caller can compare while the next feed runs; isolated: at the end).
 
     Returns:
         (outputs, seconds): per feed ``{output_name: array}`` and its run time in seconds.
@@ -146,10 +152,14 @@ def run_onnx_timed(onnx_path: str | os.PathLike, feeds_list: Sequence[dict], iso
     if not Path(path).is_file():
         raise InvalidArtifactError(f"ONNX file {path} does not exist; run `resvit-export export` first")
     if not isolated:
-        return _run_all(path, feeds_list, threads, repeats, progress=progress, errors=errors, stop=stop)
+        return _run_all(path, feeds_list, threads, repeats, progress=progress, errors=errors, stop=stop,
+                        on_output=on_output)
     outputs, timings = _run_isolated(path, feeds_list, threads, repeats, timeout, errors, stop)
-    if progress:
-        for i in range(len(outputs)):
+    failed = {i for i, _ in errors or ()}
+    for i in range(len(outputs)):
+        if on_output and i not in failed:
+            on_output(i, outputs[i])
+        if progress:
             progress(i)
     return outputs, timings
 

@@ -25,7 +25,8 @@ import numpy as np
 
 from resvit_export.bundle.device import parity_core as core
 
-__all__ = ["SideRuns", "OnDemand", "run_both_sides", "warm_latency", "default_threads"]
+__all__ = ["SideRuns", "OnDemand", "run_both_sides", "run_artifact_side", "warm_latency", "default_threads",
+           "all_threads"]
 
 warm_latency = core.warm_latency  # shared with the device check (first run at a shape = its warm-up)
 
@@ -58,6 +59,11 @@ class OnDemand(abc.Sequence):
 def default_threads() -> int:
     """Threads per side: half the cores (the other half runs the other side), 1 to 4."""
     return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+def all_threads() -> int:
+    """Threads for ONNX Runtime when it runs alone (the reference was computed ahead): the whole machine, up to 8."""
+    return max(1, min(8, os.cpu_count() or 2))
 
 
 @dataclass
@@ -137,8 +143,33 @@ def run_both_sides(
     return SideRuns(ref, ref_s, got, got_s, dict(errors))
 
 
+def run_artifact_side(
+    ref: list[list[np.ndarray]],
+    ref_s: list[float],
+    onnx_path,
+    feeds: Sequence[dict[str, np.ndarray]],
+    *,
+    isolated: bool,
+    threads: int,
+    label: Callable[[int], str] = str,
+    progress: Callable[[str], None] | None = None,
+    on_output: Callable[[int, dict], None] | None = None,
+) -> SideRuns:
+    """ONNX Runtime alone on ``feeds``, against reference outputs computed before (``ref[j]``, ``ref_s[j]``).
+    ``on_output(j, outputs)`` as each feed's run ends (see ``runners.run_onnx_timed``)."""
+    from .runners import run_onnx_timed
+
+    errors: list = []
+    got, got_s = run_onnx_timed(onnx_path, feeds, isolated=isolated, threads=threads, errors=errors,
+                                progress=lambda j: progress and progress(f"onnxruntime {label(j)}"),
+                                on_output=on_output)
+    return SideRuns(ref, ref_s, got, got_s, dict(errors))
+
+
 def _reference_runs(forward, n: int, label, tick, abandon: Callable[[], bool]):
     import torch
+
+    from .reference_runs import as_arrays
 
     outs, secs = [], []
     with torch.inference_mode():
@@ -148,7 +179,6 @@ def _reference_runs(forward, n: int, label, tick, abandon: Callable[[], bool]):
             t0 = time.perf_counter()
             out = forward(j)
             secs.append(time.perf_counter() - t0)
-            outs.append([o.detach().float().cpu().numpy()
-                         for o in (out if isinstance(out, (tuple, list)) else (out,))])
+            outs.append(as_arrays(out))
             tick(f"pytorch {label(j)}")
     return outs, secs

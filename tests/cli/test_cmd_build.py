@@ -1,6 +1,9 @@
 """`resvit-export build` end to end through click's runner, on a machine without TensorRT."""
 
 import json
+import os
+import tempfile
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -16,6 +19,14 @@ def _build(args):
 
 def _status(out_dir):
     return json.loads((out_dir / "status.json").read_text())
+
+
+_AHEAD = hasattr(os, "fork") and (os.cpu_count() or 1) >= 2  # build computes PyTorch's side during export
+
+
+def _reference_dirs():
+    roots = {Path("/dev/shm"), Path(tempfile.gettempdir())}
+    return {p for r in roots if r.is_dir() for p in r.glob("resvit-reference-*")}
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +56,9 @@ def test_build_passes_with_engine_deferred(fp32_build):
     assert {(224, 224), (448, 448), (240, 416), (224, 448), (448, 224)} <= sizes  # min, max, user, both aspects
     assert any(c["h"] % 16 or c["w"] % 16 for c in parity["cases"])  # off the patch grid
     assert any(c["batch"] > 1 for c in parity["cases"])
+    if _AHEAD:  # PyTorch ran in a child during export; validate ran ONNX Runtime alone
+        assert parity["timing"]["reference"].startswith("ahead")
+        assert "PyTorch computed ahead during export" in steps["validate"]["detail"]
     # the rewrite dropped the DeiT pos-embed antialias (exact: the profile only upsamples the 14x14 table)
     rewrite = json.loads((out / "rewrite.json").read_text())
     assert any(p["name"] == "resize_antialias" and p["changes"] for p in rewrite["passes"])
@@ -62,8 +76,10 @@ def test_build_fails_lint_when_antialias_cannot_be_dropped(tmp_path):
     # Below 224 px the DeiT pos-embed resize downsamples: dropping antialias would change outputs, so the
     # rewrite keeps it and the TensorRT lint must fail the build (exit 5) with a FAILED status.json.
     out = tmp_path / "b"
+    before = _reference_dirs()
     result = _build(["deit_test", "--profile", "64-256", "-o", str(out)])
     assert result.exit_code == 5, result.output
+    assert _reference_dirs() <= before  # the reference child of the failed build and its files are gone
     assert "TRT001" in result.output
     status = _status(out)
     assert status["status"] == "FAILED" and status["exit_code"] == 5
@@ -91,7 +107,11 @@ def test_build_fp16_validates_the_fp16_graph(tmp_path):
     assert result.exit_code == 0, result.output
     names = [s["name"] for s in _status(out)["details"]["steps"]]
     assert "precision-fp16" in names and "validate-fp16" in names
-    assert json.loads((out / "parity.fp16.json").read_text())["passed"] is True
+    fp16 = json.loads((out / "parity.fp16.json").read_text())
+    assert fp16["passed"] is True
+    if _AHEAD:  # the fp16 matrix compares against the same PyTorch runs as the fp32 one
+        assert fp16["timing"]["reference"] == json.loads((out / "parity.json").read_text())["timing"]["reference"]
+        assert fp16["timing"]["reference"].startswith("ahead")
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["precision"]["mode"] == "fp16" and "node_layer_norm" in manifest["precision"]["fp32_nodes"]
 

@@ -255,6 +255,10 @@ def render_markdown(d: dict) -> str:
     t = d.get("timing")
     if t and t.get("concurrent") is None:  # one runtime (an engine check)
         lines.append(f"- Timing: {t['runs']}; latency = {t['latency']}")
+    elif t and t.get("threads_per_side") is None:  # the reference ran elsewhere (build: during export)
+        threads = t.get("threads") or {}
+        lines.append(f"- Timing: {t['runs']}; PyTorch {t.get('reference')}, {threads.get('pytorch')} thread(s); "
+                     f"ONNX Runtime alone, {threads.get('onnxruntime')} thread(s); latency = {t['latency']}")
     elif t:
         lines.append(f"- Timing: {t['runs']}, {'both sides at once' if t['concurrent'] else 'one side after the other'}"
                      f", {t['threads_per_side']} thread(s) each; latency = {t['latency']}")
