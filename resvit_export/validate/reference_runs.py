@@ -13,8 +13,8 @@ Why a forked child and not a thread: measured on vitar_s 224-1792, a reference t
 forked child took 24 s, all of it during export, with outputs bit-identical to an in-process run at the
 same thread count (export itself ran 2-7 s slower beside it in bench_build's runs: README Benchmarks).
 The child also leaves each input and its sha256 (in /dev/shm where there is one), so ONNX Runtime gets the
-arrays PyTorch saw without the parent making them again. Fork, not spawn: the child inherits the very model object the build validates (a
-``build(model=...)`` object or a file-defined class could not be rebuilt in a fresh interpreter), and no
+arrays PyTorch saw without the parent making them again. Fork, not spawn: the child inherits the very model
+object the build validates (a ``build(model=...)`` object or a file-defined class could not be rebuilt in a fresh interpreter), and no
 weights are pickled or re-read. Where fork is not available, on one core, or where the reference runs on
 CUDA, nothing is started and validate runs both sides itself, as before.
 """
