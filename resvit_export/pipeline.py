@@ -420,6 +420,7 @@ def _step_cpu(opts: BuildOptions, layout: BuildLayout, state: BuildState):
         extra = _always_compute_candidate(opts, state, Path(tmp))
         result = deploy_cpu(model, layout, opts.profiles, deploy_onnx=state.deploy_onnx, raw_onnx=layout.onnx,
                             int8=int8, seed=opts.seed, extra_resolutions=opts.extra_resolutions, heldout=heldout,
+                            heldout_batch=opts.profiles[0].batch.opt,  # the batch it will run at (opt)
                             notes=notes, extra_fp32=extra, reference=state.reference)
     detail = result.summary_line() + "".join(f"; {n}" for n in notes)
     if fit_to_profiles(opts.model, opts.profiles, state.model.overrides, runtime_if=True) != state.model.overrides:

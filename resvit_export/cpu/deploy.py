@@ -170,10 +170,12 @@ class CpuDeployment:
 def deploy_cpu(model, layout, profiles: Sequence, *, deploy_onnx: str | os.PathLike,
                raw_onnx: str | os.PathLike | None = None, int8: bool = True, seed: int = 0,
                extra_resolutions: Sequence = (), heldout: tuple[Sequence[tuple[int, int]], int] | None = None,
-               threads: int = 2, notes: Sequence[str] = (), extra_fp32: Sequence = (),
+               heldout_batch: int = 1, threads: int = 2, notes: Sequence[str] = (), extra_fp32: Sequence = (),
                reference=None) -> CpuDeployment:
     """Make the CPU graphs into ``layout.cpu_dir`` and prove them: the parity matrix (fp32 and int8 tolerances,
-    reports in the same folder) and, with ``heldout=(sizes, n)``, INT8 top-1 agreement on held-out scenes.
+    reports in the same folder) and, with ``heldout=(sizes, n)``, INT8 top-1 agreement on held-out scenes, the
+    INT8 graph run ``heldout_batch`` images at a time (the deployment's batch: a dynamic INT8 graph's output for an
+    image depends on its batch-mates).
     ``notes`` (e.g. why INT8 was not made) are kept in ``cpu.json``. ``reference``: PyTorch's outputs for the
     matrix, when the build already has them (``validate.reference_runs.ReferenceRuns``).
 
@@ -192,7 +194,8 @@ def deploy_cpu(model, layout, profiles: Sequence, *, deploy_onnx: str | os.PathL
         from .accuracy import heldout_int8_agreement
 
         sizes, n = heldout
-        found = agreements[path.name] = heldout_int8_agreement(model, path, sizes, n, threads=threads)
+        found = agreements[path.name] = heldout_int8_agreement(model, path, sizes, n, threads=threads,
+                                                               batch=heldout_batch)
         return None if found.passed else f"held-out top-1 agreement {found.worst:.3f} < {found.minimum}"
 
     graphs = make_cpu_graphs(model, deploy_onnx, layout.cpu_onnx("fp32"), layout.cpu_onnx("int8") if int8 else None,

@@ -135,12 +135,18 @@ def heldout_accuracy(runner: Runner, height: int, width: int, n: int, start: int
     return Score(hits, n)
 
 
-def heldout_agreement(runner_a: Runner, runner_b: Runner, height: int, width: int, n: int, start: int = 0) -> Score:
-    """Top-1 agreement between two runners on the first ``n`` held-out scenes at one resolution."""
+def heldout_agreement(runner_a: Runner, runner_b: Runner, height: int, width: int, n: int, start: int = 0,
+                      batch_b: int | None = None) -> Score:
+    """Top-1 agreement between two runners on the first ``n`` held-out scenes at one resolution.
+
+    ``batch_b``: how many images ``runner_b`` gets per call (default: the whole rendered batch). A graph whose
+    output for one image depends on the others in its batch (ONNX Runtime's dynamic INT8 scales activations per
+    call) must be judged at the batch it will be deployed with.
+    """
     same = 0
     for images, _ in heldout_batches(height, width, n, start=start):
         a = _predictions(runner_a, images, batch_size=len(images))
-        same += int(np.sum(a == _predictions(runner_b, images, batch_size=len(images))))
+        same += int(np.sum(a == _predictions(runner_b, images, batch_size=batch_b or len(images))))
     return Score(same, n)
 
 

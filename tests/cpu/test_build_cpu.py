@@ -41,6 +41,9 @@ def test_build_target_cpu_writes_the_cpu_folder_and_runs_no_tensorrt_step(tmp_pa
     for row in int8_rows:  # a form is refused only for its agreement, and then never timed
         assert row["rejected"] is None or ("held-out top-1 agreement" in row["rejected"] and not row["latency_ms"])
     sizes = probe_sizes([parse_profile("64-128")], create_model("rivit_test").size_rule.patch_size)
+    # every form was judged one image per call, the default --batch's opt (dynamic INT8 depends on batch-mates)
+    assert report["int8_agreement_by_graph"] and all(
+        a["batch"] == 1 for a in report["int8_agreement_by_graph"].values())
     if report["int8"] is not None:
         agreement = report["int8_heldout_agreement"]
         assert agreement["passed"] and agreement["worst"] >= 0.99 and report["parity"]["int8"]["passed"]

@@ -47,3 +47,20 @@ def test_refusals(src, tmp_path):
     with pytest.raises(UsageError, match="needs calibration images"):
         quantize_cpu(src, tmp_path / "x.onnx", "static-qdq", None)
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_a_dynamic_graphs_output_depends_on_its_batch_mates_and_a_static_graphs_does_not(src, tmp_path):
+    """Why the held-out INT8 gate runs the graph at the deployment's batch (cpu.accuracy): quantize_dynamic
+    computes one activation scale per call over the whole tensor, so a wide-ranged neighbour coarsens an image's
+    quantisation; static scales are fixed at calibration."""
+    from resvit_export.cpu.session import cpu_session
+
+    image = np.random.default_rng(1).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    wide = 50.0 * np.random.default_rng(2).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    calib = [np.random.default_rng(i).standard_normal((2, 3, 16, 16)).astype(np.float32) for i in range(3)]
+    for form, depends in (("dynamic", True), ("static-qdq", False)):
+        sess = cpu_session(quantize_cpu(src, tmp_path / f"{form}.onnx", form, calib).path, 1)
+        alone = sess.run(None, {"pixels": image})[0][0]
+        beside = sess.run(None, {"pixels": np.concatenate([image, wide])})[0][0]
+        assert np.array_equal(alone, beside) != depends, form
+

@@ -76,6 +76,18 @@ def test_heldout_accuracy_of_an_oracle_and_of_a_constant():
     assert constant == evaluate.Score(2, 20) and constant.value == 0.1
     assert evaluate.heldout_agreement(oracle, oracle, 48, 64, 20).value == 1.0
 
+    calls = []
+
+    def one_at_a_time(images):  # the oracle, recording how many images each call got
+        calls.append(len(images))
+        return oracle(images)
+
+    assert evaluate.heldout_agreement(oracle, one_at_a_time, 48, 64, 20, batch_b=1).value == 1.0
+    assert calls == [1] * 20
+    calls.clear()
+    assert evaluate.heldout_agreement(oracle, one_at_a_time, 48, 64, 20, batch_b=8).value == 1.0
+    assert calls == [8, 8, 4]
+
 
 
 def test_evaluation_needs_neither_torch_nor_onnxruntime_to_import():
