@@ -8,7 +8,7 @@ import pytest
 
 from resvit_export.errors import UsageError
 
-from .graphs import mlp
+from .graphs import if_matmul, mlp
 
 pytest.importorskip("onnxruntime")
 
@@ -64,3 +64,18 @@ def test_a_dynamic_graphs_output_depends_on_its_batch_mates_and_a_static_graphs_
         beside = sess.run(None, {"pixels": np.concatenate([image, wide])})[0][0]
         assert np.array_equal(alone, beside) != depends, form
 
+
+def test_the_dynamic_form_quantizes_matmuls_inside_if_branches(tmp_path):
+    """Gated ViTAR keeps its ATM stages in If branches; left fp32 they dominated its INT8 graph at large sizes."""
+    from resvit_export.cpu.session import cpu_session
+
+    g = quantize_cpu(if_matmul(tmp_path / "if.onnx"), tmp_path / "if.int8.onnx", "dynamic")
+    (if_node,) = [n for n in onnx.load(str(g.path)).graph.node if n.op_type == "If"]
+    branch = {a.name: [n.op_type for n in a.g.node] for a in if_node.attribute}
+    assert "MatMul" not in branch["then_branch"] and "MatMulInteger" in branch["then_branch"], branch
+    x = np.random.default_rng(0).standard_normal((5, 8)).astype(np.float32)
+    sess = cpu_session(g.path, 1)
+    taken = sess.run(None, {"cond": np.array(True), "x": x})[0]
+    np.testing.assert_allclose(taken, np.tile(x.sum(1, keepdims=True), (1, 16)), atol=0.1)  # x @ ones(8, 16)
+    skipped = sess.run(None, {"cond": np.array(False), "x": x})[0]
+    assert np.array_equal(skipped, np.pad(x, ((0, 0), (0, 8))))  # the other branch: untouched fp32
