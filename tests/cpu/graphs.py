@@ -59,12 +59,14 @@ def mlp(path, width: int = 64, depth: int = 1, classes: int = 10, extra_matmuls:
     return _save(graph, path)
 
 
-def if_matmul(path, k: int = 8, n: int = 16):
+def if_matmul(path, k: int = 8, n: int = 16, transposed: bool = False):
     """y = If(cond, x @ W (then), x (else... padded to n by a zero MatMul-free Pad)) on x [m, k]: only the taken
-    branch's MatMul should count."""
-    w = numpy_helper.from_array(np.ones((k, n), np.float32), "W")
-    then_g = oh.make_graph([oh.make_node("MatMul", ["x", "W"], ["then_y"])], "then", [],
-                           [oh.make_tensor_value_info("then_y", TP.FLOAT, ["m", n])])
+    branch's MatMul should count. ``transposed``: W is stored [n, k] and transposed inside the branch, as the
+    dynamo export writes a Linear inside a torch.cond branch."""
+    w = numpy_helper.from_array(np.ones((n, k) if transposed else (k, n), np.float32), "W")
+    weight = [oh.make_node("Transpose", ["W"], ["W_t"], perm=[1, 0])] if transposed else []
+    then_g = oh.make_graph(weight + [oh.make_node("MatMul", ["x", "W_t" if transposed else "W"], ["then_y"])],
+                           "then", [], [oh.make_tensor_value_info("then_y", TP.FLOAT, ["m", n])])
     pads = numpy_helper.from_array(np.array([0, 0, 0, n - k], np.int64), "pads")
     else_g = oh.make_graph([oh.make_node("Pad", ["x", "pads"], ["else_y"])], "else", [],
                            [oh.make_tensor_value_info("else_y", TP.FLOAT, ["m", n])])

@@ -65,11 +65,14 @@ def test_a_dynamic_graphs_output_depends_on_its_batch_mates_and_a_static_graphs_
         assert np.array_equal(alone, beside) != depends, form
 
 
-def test_the_dynamic_form_quantizes_matmuls_inside_if_branches(tmp_path):
-    """Gated ViTAR keeps its ATM stages in If branches; left fp32 they dominated its INT8 graph at large sizes."""
+@pytest.mark.parametrize("transposed", [False, True], ids=["weight", "transposed-weight"])
+def test_the_dynamic_form_quantizes_matmuls_inside_if_branches(tmp_path, transposed):
+    """Gated ViTAR keeps its ATM stages in If branches, some weights behind a Transpose there; left fp32 they
+    dominated its INT8 graph at large sizes."""
     from resvit_export.cpu.session import cpu_session
 
-    g = quantize_cpu(if_matmul(tmp_path / "if.onnx"), tmp_path / "if.int8.onnx", "dynamic")
+    src = if_matmul(tmp_path / "if.onnx", transposed=transposed)
+    g = quantize_cpu(src, tmp_path / "if.int8.onnx", "dynamic")
     (if_node,) = [n for n in onnx.load(str(g.path)).graph.node if n.op_type == "If"]
     branch = {a.name: [n.op_type for n in a.g.node] for a in if_node.attribute}
     assert "MatMul" not in branch["then_branch"] and "MatMulInteger" in branch["then_branch"], branch
